@@ -1,0 +1,359 @@
+//! The libtorch backend: the same definitions as [`super::native`], as tensor operations,
+//! on CUDA when there is a GPU (it also runs on libtorch's CPU device, slowly).
+//!
+//! Samples go to the device as 8-bit (or 16-bit) integers; colour handling, filtering and
+//! reductions happen there, and the scores of a whole batch come back in one read.
+
+use tch::{Device, Kind, Tensor};
+
+use super::image::{Component, LUMA_WEIGHTS, PlaneSource};
+use super::window::{WINDOW, gaussian, ms_ssim_scales};
+use super::{
+    Error, ImageView, Options, PlaneScores, Scores, combine, ms_ssim_combine, planes_for,
+    ssim_constants,
+};
+
+/// The five moment maps filtered together: x, y, x², y², xy.
+const MAPS: i64 = 5;
+
+/// Scores image pairs with libtorch on one device.
+pub struct TorchScorer {
+    device: Device,
+    /// Depthwise separable Gaussian: [MAPS, 1, 1, 11] and [MAPS, 1, 11, 1].
+    horizontal: Tensor,
+    vertical: Tensor,
+}
+
+/// Parses a device name: `cpu`, `cuda` (device 0) or `cuda:N`.
+pub fn parse_device(name: &str) -> Option<Device> {
+    match name {
+        "cpu" => Some(Device::Cpu),
+        "cuda" => Some(Device::Cuda(0)),
+        _ => name
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+            .map(Device::Cuda),
+    }
+}
+
+/// The name of a device as messages report it: `cpu` or `cuda:N`.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(n) => format!("cuda:{n}"),
+        _ => "cpu".to_string(),
+    }
+}
+
+/// Checks that libtorch can run on `device`.
+pub fn check_device(device: Device) -> Result<(), Error> {
+    if let Device::Cuda(n) = device {
+        if !tch::Cuda::is_available() {
+            return Err(Error::Backend(format!(
+                "{} was requested, but libtorch finds no CUDA device (no GPU, no driver, or a \
+                 libtorch built without CUDA)",
+                device_name(device)
+            )));
+        }
+        let count = tch::Cuda::device_count();
+        if n as i64 >= count {
+            return Err(Error::Backend(format!(
+                "{} was requested, but there are only {count} CUDA devices",
+                device_name(device)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The CUDA device libtorch would use by default, if any.
+pub fn default_cuda_device() -> Option<Device> {
+    tch::Cuda::is_available().then_some(Device::Cuda(0))
+}
+
+impl TorchScorer {
+    pub fn new(device: Device) -> Result<Self, Error> {
+        check_device(device)?;
+        let g: Vec<f32> = gaussian().iter().map(|&v| v as f32).collect();
+        let g = Tensor::f_from_slice(&g)?;
+        let horizontal = g
+            .f_view([1, 1, 1, WINDOW as i64])?
+            .f_repeat([MAPS, 1, 1, 1])?
+            .f_to_device(device)?;
+        let vertical = g
+            .f_view([1, 1, WINDOW as i64, 1])?
+            .f_repeat([MAPS, 1, 1, 1])?
+            .f_to_device(device)?;
+        Ok(TorchScorer {
+            device,
+            horizontal,
+            vertical,
+        })
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Scores a batch of pairs. Consecutive pairs of the same geometry are stacked and
+    /// scored together.
+    pub fn score_batch(
+        &self,
+        pairs: &[(ImageView<'_>, ImageView<'_>)],
+        opts: &Options,
+    ) -> Result<Vec<Scores>, Error> {
+        for (r, d) in pairs {
+            r.check_comparable(d, opts.channels)?;
+        }
+        let mut out = Vec::with_capacity(pairs.len());
+        let mut start = 0;
+        while start < pairs.len() {
+            let mut end = start + 1;
+            while end < pairs.len() && same_layout(&pairs[start], &pairs[end], opts) {
+                end += 1;
+            }
+            out.extend(self.score_group(&pairs[start..end], opts)?);
+            start = end;
+        }
+        Ok(out)
+    }
+
+    fn score_group(
+        &self,
+        pairs: &[(ImageView<'_>, ImageView<'_>)],
+        opts: &Options,
+    ) -> Result<Vec<Scores>, Error> {
+        let _guard = tch::no_grad_guard();
+        let (first_ref, first_dist) = &pairs[0];
+        let max_value = first_ref.max_value();
+        let sources: Vec<(PlaneSource, PlaneSource)> = planes_for(first_ref.kind, opts.channels)
+            .into_iter()
+            .zip(planes_for(first_dist.kind, opts.channels))
+            .collect();
+        // Per plane: the scores as [batch] tensors in a fixed order, read back together.
+        let mut columns: Vec<Tensor> = Vec::new();
+        let mut layout: Vec<PlaneLayout> = Vec::new();
+        for &(sr, sd) in &sources {
+            let x = self.upload_plane(pairs.iter().map(|p| &p.0), sr)?;
+            let y = self.upload_plane(pairs.iter().map(|p| &p.1), sd)?;
+            let (height, width) = (x.size()[2] as usize, x.size()[3] as usize);
+            let diff = x.f_sub(&y)?;
+            columns.push(diff.f_square()?.f_sum_dim_intlist(&[1i64, 2, 3][..], false, Kind::Double)?);
+            let mut plane = PlaneLayout {
+                samples: (width * height) as u64,
+                ssim: None,
+                ms_ssim: None,
+            };
+            if width >= WINDOW && height >= WINDOW && (opts.metrics.ssim || opts.metrics.ms_ssim) {
+                let (ssim, cs) = self.ssim_cs(&x, &y, max_value)?;
+                if opts.metrics.ssim {
+                    plane.ssim = Some(columns.len());
+                    columns.push(ssim.shallow_clone());
+                }
+                if opts.metrics.ms_ssim {
+                    let scales = ms_ssim_scales(width, height);
+                    let first_column = columns.len();
+                    let (mut px, mut py) = (x, y);
+                    let mut last = (ssim, cs);
+                    for scale in 0..scales {
+                        if scale > 0 {
+                            px = pool(&px)?;
+                            py = pool(&py)?;
+                            last = self.ssim_cs(&px, &py, max_value)?;
+                        }
+                        if scale + 1 < scales {
+                            columns.push(last.1.shallow_clone());
+                        }
+                    }
+                    columns.push(last.0);
+                    plane.ms_ssim = Some((first_column, scales));
+                }
+            }
+            layout.push(plane);
+        }
+        // One device-to-host read for the whole batch: [columns, batch].
+        let table = Tensor::f_stack(&columns, 0)?.f_to_device(Device::Cpu)?;
+        let values: Vec<f64> = Vec::try_from(&table.f_to_kind(Kind::Double)?.f_flatten(0, -1)?)?;
+        let batch = pairs.len();
+        let at = |column: usize, b: usize| values[column * batch + b];
+        let mut column = 0;
+        let mut sse_columns = Vec::new();
+        for plane in &layout {
+            sse_columns.push(column);
+            column += 1 + plane.ssim.map_or(0, |_| 1) + plane.ms_ssim.map_or(0, |(_, n)| n as usize);
+        }
+        Ok((0..batch)
+            .map(|b| {
+                let planes: Vec<PlaneScores> = layout
+                    .iter()
+                    .zip(&sse_columns)
+                    .map(|(plane, &sse)| PlaneScores {
+                        sse: at(sse, b),
+                        samples: plane.samples,
+                        ssim: plane.ssim.map(|c| at(c, b)),
+                        ms_ssim: plane.ms_ssim.map(|(first, scales)| {
+                            let cs: Vec<f64> =
+                                (0..scales as usize - 1).map(|s| at(first + s, b)).collect();
+                            (ms_ssim_combine(&cs, at(first + scales as usize - 1, b)), scales)
+                        }),
+                    })
+                    .collect();
+                combine(&planes, max_value)
+            })
+            .collect())
+    }
+
+    /// Uploads one plane of every image as a float tensor [batch, 1, height, width].
+    fn upload_plane<'a, 'b: 'a>(
+        &self,
+        images: impl Iterator<Item = &'a ImageView<'b>> + Clone,
+        source: PlaneSource,
+    ) -> Result<Tensor, Error> {
+        match source {
+            PlaneSource::Component(c) => self.upload_components(images.map(|i| (&i.components[c], i.depth))),
+            PlaneSource::RgbLuma => {
+                let mut luma: Option<Tensor> = None;
+                for (c, weight) in LUMA_WEIGHTS.iter().enumerate() {
+                    let channel = self
+                        .upload_components(images.clone().map(|i| (&i.components[c], i.depth)))?
+                        .f_mul_scalar(*weight as f64)?;
+                    luma = Some(match luma {
+                        None => channel,
+                        Some(l) => l.f_add(&channel)?,
+                    });
+                }
+                luma.ok_or_else(|| Error::Backend("no RGB components".into()))
+            }
+        }
+    }
+
+    fn upload_components<'a, 'b: 'a>(
+        &self,
+        components: impl Iterator<Item = (&'a Component<'b>, u32)>,
+    ) -> Result<Tensor, Error> {
+        let mut bytes = Vec::new();
+        let (mut batch, mut width, mut height, mut depth) = (0i64, 0, 0, 8);
+        for (c, d) in components {
+            bytes.extend_from_slice(&c.packed_bytes(d));
+            batch += 1;
+            (width, height, depth) = (c.width as i64, c.height as i64, d);
+        }
+        let shape = [batch, 1, height, width];
+        let samples = if depth > 8 {
+            // Two-byte samples travel as int16 and are widened on the device.
+            let words: Vec<i16> = bytes
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect();
+            Tensor::f_from_slice(&words)?
+                .f_view(shape)?
+                .f_to_device(self.device)?
+                .f_to_kind(Kind::Int)?
+                .f_bitwise_and(0xffff)?
+        } else {
+            Tensor::f_from_slice(&bytes)?.f_view(shape)?.f_to_device(self.device)?
+        };
+        Ok(samples.f_to_kind(Kind::Float)?)
+    }
+
+    /// Per-image mean SSIM and mean contrast-structure term, as two [batch] tensors.
+    fn ssim_cs(&self, x: &Tensor, y: &Tensor, max_value: f64) -> Result<(Tensor, Tensor), Error> {
+        let (c1, c2) = ssim_constants(max_value);
+        // Shift by the reference's mean so that E[x²] − E[x]² keeps its precision.
+        let offset = x.f_mean_dim(&[1i64, 2, 3][..], true, Kind::Float)?;
+        let xs = x.f_sub(&offset)?;
+        let ys = y.f_sub(&offset)?;
+        let maps = Tensor::f_cat(&[&xs, &ys, &xs.f_mul(&xs)?, &ys.f_mul(&ys)?, &xs.f_mul(&ys)?], 1)?;
+        let filtered = self.filter(&maps)?;
+        let map = |i: i64| filtered.f_narrow(1, i, 1);
+        let (mx, my, mxx, myy, mxy) = (map(0)?, map(1)?, map(2)?, map(3)?, map(4)?);
+        let vx = mxx.f_sub(&mx.f_mul(&mx)?)?;
+        let vy = myy.f_sub(&my.f_mul(&my)?)?;
+        let cov = mxy.f_sub(&mx.f_mul(&my)?)?;
+        let ux = mx.f_add(&offset)?;
+        let uy = my.f_add(&offset)?;
+        let cs = cov
+            .f_mul_scalar(2.0)?
+            .f_add_scalar(c2)?
+            .f_div(&vx.f_add(&vy)?.f_add_scalar(c2)?)?;
+        let luminance = ux
+            .f_mul(&uy)?
+            .f_mul_scalar(2.0)?
+            .f_add_scalar(c1)?
+            .f_div(&ux.f_mul(&ux)?.f_add(&uy.f_mul(&uy)?)?.f_add_scalar(c1)?)?;
+        let ssim = luminance.f_mul(&cs)?;
+        Ok((
+            ssim.f_mean_dim(&[1i64, 2, 3][..], false, Kind::Double)?,
+            cs.f_mean_dim(&[1i64, 2, 3][..], false, Kind::Double)?,
+        ))
+    }
+
+    /// Valid-region separable Gaussian over the MAPS channels, in full float32 (no TF32).
+    fn filter(&self, maps: &Tensor) -> Result<Tensor, Error> {
+        let conv = |input: &Tensor, weight: &Tensor| {
+            input.f_internal_convolution(
+                weight,
+                None::<Tensor>,
+                [1i64, 1],
+                [0i64, 0],
+                [1i64, 1],
+                false,
+                [0i64, 0],
+                MAPS,
+                false,
+                false,
+                true,
+                false,
+            )
+        };
+        Ok(conv(&conv(maps, &self.horizontal)?, &self.vertical)?)
+    }
+}
+
+/// Where a plane's scores sit among the columns read back from the device.
+struct PlaneLayout {
+    samples: u64,
+    ssim: Option<usize>,
+    ms_ssim: Option<(usize, u32)>,
+}
+
+/// 2×2 average pooling, zero padding on odd sides counted in the average.
+fn pool(x: &Tensor) -> Result<Tensor, Error> {
+    let size = x.size();
+    let padding = [size[2] % 2, size[3] % 2];
+    Ok(x.f_avg_pool2d([2i64, 2], [2i64, 2], padding, false, true, None::<i64>)?)
+}
+
+fn same_layout(a: &(ImageView<'_>, ImageView<'_>), b: &(ImageView<'_>, ImageView<'_>), opts: &Options) -> bool {
+    let geometry = |v: &ImageView<'_>| -> Vec<_> {
+        planes_for(v.kind, opts.channels)
+            .into_iter()
+            .map(|s| v.geometry(s))
+            .collect()
+    };
+    a.0.kind == b.0.kind
+        && a.1.kind == b.1.kind
+        && a.0.depth == b.0.depth
+        && geometry(&a.0) == geometry(&b.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names() {
+        assert_eq!(parse_device("cpu"), Some(Device::Cpu));
+        assert_eq!(parse_device("cuda"), Some(Device::Cuda(0)));
+        assert_eq!(parse_device("cuda:3"), Some(Device::Cuda(3)));
+        assert_eq!(parse_device("cuda:x"), None);
+        assert_eq!(parse_device("gpu"), None);
+        assert_eq!(device_name(Device::Cuda(1)), "cuda:1");
+    }
+
+    #[test]
+    fn missing_cuda_device_is_an_error() {
+        let count = if tch::Cuda::is_available() { tch::Cuda::device_count() } else { 0 };
+        assert!(check_device(Device::Cuda(count as usize)).is_err());
+        assert!(check_device(Device::Cpu).is_ok());
+    }
+}

@@ -1,0 +1,167 @@
+//! The scoring engine against scores computed independently by scikit-image (SSIM),
+//! pytorch_msssim (MS-SSIM) and numpy (MSE, PSNR): see tests/fixtures/generate.py.
+
+use gstgpucompare::scoring::{
+    ChannelMode, ColorKind, Component, ImageView, Metrics, Options, Scores, native,
+    torch::TorchScorer,
+};
+use serde_json::Value;
+
+struct Image {
+    kind: ColorKind,
+    depth: u32,
+    width: usize,
+    height: usize,
+    channels: usize,
+    bytes: Vec<u8>,
+}
+
+impl Image {
+    fn load(name: &str) -> Image {
+        let path = format!("{}/tests/fixtures/{name}.png", env!("CARGO_MANIFEST_DIR"));
+        let img = image::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let (width, height) = (img.width() as usize, img.height() as usize);
+        match img {
+            image::DynamicImage::ImageLuma8(b) => Image {
+                kind: ColorKind::Gray,
+                depth: 8,
+                width,
+                height,
+                channels: 1,
+                bytes: b.into_raw(),
+            },
+            image::DynamicImage::ImageLuma16(b) => Image {
+                kind: ColorKind::Gray,
+                depth: 16,
+                width,
+                height,
+                channels: 1,
+                bytes: b.into_raw().iter().flat_map(|v| v.to_le_bytes()).collect(),
+            },
+            image::DynamicImage::ImageRgb8(b) => Image {
+                kind: ColorKind::Rgb,
+                depth: 8,
+                width,
+                height,
+                channels: 3,
+                bytes: b.into_raw(),
+            },
+            other => panic!("{path}: unexpected pixel type {:?}", other.color()),
+        }
+    }
+
+    fn view(&self) -> ImageView<'_> {
+        let bps = if self.depth > 8 { 2 } else { 1 };
+        ImageView {
+            kind: self.kind,
+            depth: self.depth,
+            components: (0..self.channels)
+                .map(|c| Component {
+                    data: &self.bytes,
+                    offset: c * bps,
+                    stride: self.width * self.channels * bps,
+                    pixel_stride: self.channels * bps,
+                    width: self.width,
+                    height: self.height,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn expected() -> Value {
+    let path = format!("{}/tests/fixtures/expected.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+const ALL_METRICS: Metrics = Metrics {
+    mse: true,
+    psnr: true,
+    ssim: true,
+    ms_ssim: true,
+};
+
+fn check(case: &str, mode: ChannelMode, got: &Scores, backend: &str) {
+    let e = &expected()[case][mode.as_str()];
+    let ctx = format!("{case} {} on {backend}", mode.as_str());
+    let mse = e["mse"].as_f64().unwrap();
+    assert!((got.mse - mse).abs() <= 1e-6 * mse.max(1.0), "{ctx}: mse {} vs {mse}", got.mse);
+    let psnr = e["psnr"].as_f64().unwrap();
+    assert!((got.psnr - psnr).abs() < 1e-3, "{ctx}: psnr {} vs {psnr}", got.psnr);
+    match e["ssim"].as_f64() {
+        Some(v) => {
+            let s = got.ssim.unwrap_or_else(|| panic!("{ctx}: no ssim"));
+            assert!((s - v).abs() < 1e-4, "{ctx}: ssim {s} vs {v}");
+        }
+        None => assert_eq!(got.ssim, None, "{ctx}"),
+    }
+    match e["ms_ssim"].as_f64() {
+        Some(v) => {
+            let s = got.ms_ssim.unwrap_or_else(|| panic!("{ctx}: no ms-ssim"));
+            assert!((s - v).abs() < 1e-4, "{ctx}: ms-ssim {s} vs {v}");
+            assert_eq!(got.ms_ssim_scales as u64, e["ms_ssim_scales"].as_u64().unwrap(), "{ctx}");
+        }
+        None => assert_eq!(got.ms_ssim, None, "{ctx}"),
+    }
+}
+
+fn run_case(case: &str, mode: ChannelMode) {
+    let (r, d) = (Image::load(&format!("{case}_ref")), Image::load(&format!("{case}_dist")));
+    let opts = Options {
+        metrics: ALL_METRICS,
+        channels: mode,
+    };
+    let got = native::score(&r.view(), &d.view(), &opts).unwrap();
+    check(case, mode, &got, "native");
+    let torch = TorchScorer::new(tch::Device::Cpu).unwrap();
+    let got = torch.score_batch(&[(r.view(), d.view())], &opts).unwrap();
+    check(case, mode, &got[0], "libtorch cpu");
+}
+
+#[test]
+fn gray8_five_scales() {
+    run_case("gray_200x180", ChannelMode::Luma);
+}
+
+#[test]
+fn gray8_odd_size_with_fewer_scales() {
+    run_case("gray_odd_37x23", ChannelMode::Luma);
+}
+
+#[test]
+fn gray8_smaller_than_the_window_gets_psnr_only() {
+    run_case("gray_tiny_9x7", ChannelMode::Luma);
+}
+
+#[test]
+fn gray16() {
+    run_case("gray16_64x48", ChannelMode::Luma);
+}
+
+#[test]
+fn rgb_luma() {
+    run_case("rgb_odd_171x165", ChannelMode::Luma);
+}
+
+#[test]
+fn rgb_all_channels() {
+    run_case("rgb_odd_171x165", ChannelMode::All);
+}
+
+#[test]
+fn identical_frames() {
+    let r = Image::load("rgb_odd_171x165_ref");
+    let opts = Options {
+        metrics: ALL_METRICS,
+        channels: ChannelMode::All,
+    };
+    let native = native::score(&r.view(), &r.view(), &opts).unwrap();
+    let torch = TorchScorer::new(tch::Device::Cpu).unwrap();
+    let batch = torch.score_batch(&[(r.view(), r.view())], &opts).unwrap();
+    for got in [&native, &batch[0]] {
+        assert_eq!(got.mse, 0.0);
+        assert_eq!(got.psnr, f64::INFINITY);
+        assert!((got.ssim.unwrap() - 1.0).abs() < 1e-6);
+        assert!((got.ms_ssim.unwrap() - 1.0).abs() < 1e-6);
+    }
+}
