@@ -1,3 +1,26 @@
 //! GStreamer elements that compare video frames on the GPU (or CPU) within bounded memory.
+//!
+//! - `comparesink`: scores reference/distorted frame pairs (MSE, PSNR, SSIM, MS-SSIM).
+//!
+//! The scoring engine ([`scoring`]) is GStreamer-free and can be used on its own.
 
+use gst::glib;
+
+pub mod comparesink;
 pub mod scoring;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    comparesink::register(plugin)
+}
+
+gst::plugin_define!(
+    gpucompare,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    env!("CARGO_PKG_VERSION"),
+    "MIT/X11",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_REPOSITORY"),
+    "2026-11-24"
+);

@@ -70,7 +70,10 @@ impl Image {
 }
 
 fn expected() -> Value {
-    let path = format!("{}/tests/fixtures/expected.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/expected.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -85,9 +88,17 @@ fn check(case: &str, mode: ChannelMode, got: &Scores, backend: &str) {
     let e = &expected()[case][mode.as_str()];
     let ctx = format!("{case} {} on {backend}", mode.as_str());
     let mse = e["mse"].as_f64().unwrap();
-    assert!((got.mse - mse).abs() <= 1e-6 * mse.max(1.0), "{ctx}: mse {} vs {mse}", got.mse);
+    assert!(
+        (got.mse - mse).abs() <= 1e-6 * mse.max(1.0),
+        "{ctx}: mse {} vs {mse}",
+        got.mse
+    );
     let psnr = e["psnr"].as_f64().unwrap();
-    assert!((got.psnr - psnr).abs() < 1e-3, "{ctx}: psnr {} vs {psnr}", got.psnr);
+    assert!(
+        (got.psnr - psnr).abs() < 1e-3,
+        "{ctx}: psnr {} vs {psnr}",
+        got.psnr
+    );
     match e["ssim"].as_f64() {
         Some(v) => {
             let s = got.ssim.unwrap_or_else(|| panic!("{ctx}: no ssim"));
@@ -99,14 +110,21 @@ fn check(case: &str, mode: ChannelMode, got: &Scores, backend: &str) {
         Some(v) => {
             let s = got.ms_ssim.unwrap_or_else(|| panic!("{ctx}: no ms-ssim"));
             assert!((s - v).abs() < 1e-4, "{ctx}: ms-ssim {s} vs {v}");
-            assert_eq!(got.ms_ssim_scales as u64, e["ms_ssim_scales"].as_u64().unwrap(), "{ctx}");
+            assert_eq!(
+                got.ms_ssim_scales as u64,
+                e["ms_ssim_scales"].as_u64().unwrap(),
+                "{ctx}"
+            );
         }
         None => assert_eq!(got.ms_ssim, None, "{ctx}"),
     }
 }
 
 fn run_case(case: &str, mode: ChannelMode) {
-    let (r, d) = (Image::load(&format!("{case}_ref")), Image::load(&format!("{case}_dist")));
+    let (r, d) = (
+        Image::load(&format!("{case}_ref")),
+        Image::load(&format!("{case}_dist")),
+    );
     let opts = Options {
         metrics: ALL_METRICS,
         channels: mode,

@@ -152,9 +152,7 @@ impl<'a> ImageView<'a> {
         if !(1..=16).contains(&self.depth) {
             return Err(Error::Mismatch(format!("unsupported depth {}", self.depth)));
         }
-        self.components
-            .iter()
-            .try_for_each(|c| c.check(self.depth))
+        self.components.iter().try_for_each(|c| c.check(self.depth))
     }
 
     /// Geometry of a compared plane.

@@ -213,7 +213,10 @@ mod tests {
             ssim: Some(ssim),
             ms_ssim: None,
         };
-        let s = combine(&[p(400.0, 100, 0.9), p(0.0, 25, 0.4), p(0.0, 25, 0.4)], 255.0);
+        let s = combine(
+            &[p(400.0, 100, 0.9), p(0.0, 25, 0.4), p(0.0, 25, 0.4)],
+            255.0,
+        );
         assert!((s.mse - 400.0 / 150.0).abs() < 1e-12);
         assert!((s.ssim.unwrap() - (90.0 + 10.0 + 10.0) / 150.0).abs() < 1e-12);
         assert_eq!(s.ms_ssim, None);

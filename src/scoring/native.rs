@@ -30,19 +30,21 @@ impl Plane {
         let (w, h) = (geometry.width, geometry.height);
         let mut data = vec![0f32; w * h];
         if w > 0 {
-            data.par_chunks_mut(w).enumerate().for_each(|(y, row)| match source {
-                PlaneSource::Component(c) => view.components[c].row_f32(view.depth, y, row),
-                PlaneSource::RgbLuma => {
-                    let mut rgb = [vec![0f32; w], vec![0f32; w], vec![0f32; w]];
-                    for (c, buf) in rgb.iter_mut().enumerate() {
-                        view.components[c].row_f32(view.depth, y, buf);
+            data.par_chunks_mut(w)
+                .enumerate()
+                .for_each(|(y, row)| match source {
+                    PlaneSource::Component(c) => view.components[c].row_f32(view.depth, y, row),
+                    PlaneSource::RgbLuma => {
+                        let mut rgb = [vec![0f32; w], vec![0f32; w], vec![0f32; w]];
+                        for (c, buf) in rgb.iter_mut().enumerate() {
+                            view.components[c].row_f32(view.depth, y, buf);
+                        }
+                        let [wr, wg, wb] = LUMA_WEIGHTS;
+                        for (x, o) in row.iter_mut().enumerate() {
+                            *o = rgb[0][x] * wr + rgb[1][x] * wg + rgb[2][x] * wb;
+                        }
                     }
-                    let [wr, wg, wb] = LUMA_WEIGHTS;
-                    for (x, o) in row.iter_mut().enumerate() {
-                        *o = rgb[0][x] * wr + rgb[1][x] * wg + rgb[2][x] * wb;
-                    }
-                }
-            });
+                });
         }
         Plane {
             width: w,
@@ -78,13 +80,15 @@ impl Plane {
             }
         };
         let mut data = vec![0f32; pw * ph];
-        data.par_chunks_mut(pw.max(1)).enumerate().for_each(|(j, row)| {
-            let y = 2 * j as isize - py;
-            for (i, o) in row.iter_mut().enumerate() {
-                let x = 2 * i as isize - px;
-                *o = (at(x, y) + at(x + 1, y) + at(x, y + 1) + at(x + 1, y + 1)) / 4.0;
-            }
-        });
+        data.par_chunks_mut(pw.max(1))
+            .enumerate()
+            .for_each(|(j, row)| {
+                let y = 2 * j as isize - py;
+                for (i, o) in row.iter_mut().enumerate() {
+                    let x = 2 * i as isize - px;
+                    *o = (at(x, y) + at(x + 1, y) + at(x, y + 1) + at(x + 1, y + 1)) / 4.0;
+                }
+            });
         Plane {
             width: pw,
             height: ph,
@@ -153,8 +157,7 @@ struct KernelParams {
 
 fn strip(x: &Plane, y: &Plane, rows: std::ops::Range<usize>, p: &KernelParams) -> (f64, f64) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    {
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has the features the function is compiled for.
         return unsafe { strip_avx2_fma(x, y, rows, p) };
     }
@@ -163,7 +166,12 @@ fn strip(x: &Plane, y: &Plane, rows: std::ops::Range<usize>, p: &KernelParams) -
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn strip_avx2_fma(x: &Plane, y: &Plane, rows: std::ops::Range<usize>, p: &KernelParams) -> (f64, f64) {
+fn strip_avx2_fma(
+    x: &Plane,
+    y: &Plane,
+    rows: std::ops::Range<usize>,
+    p: &KernelParams,
+) -> (f64, f64) {
     strip_generic::<Fused>(x, y, rows, p)
 }
 
@@ -186,17 +194,18 @@ impl MulAdd for Fused {
     }
 }
 
-/// `out[j] = Σ_k g[k]·src[k][j]`, where `src(k)` gives the k-th input slice.
+/// `out[j] = Σ_k g[k]·src[k][j]` over the eleven taps, with the taps unrolled so that
+/// each output is accumulated in a register.
 #[inline(always)]
-fn weighted_sum<'a, M: MulAdd>(out: &mut [f32], g: &[f32; WINDOW], src: impl Fn(usize) -> &'a [f32]) {
+fn weighted_sum<M: MulAdd>(out: &mut [f32], g: &[f32; WINDOW], src: [&[f32]; WINDOW]) {
     let n = out.len();
-    for (o, &s) in out.iter_mut().zip(&src(0)[..n]) {
-        *o = s * g[0];
-    }
-    for (k, &gk) in g.iter().enumerate().skip(1) {
-        for (o, &s) in out.iter_mut().zip(&src(k)[..n]) {
-            *o = M::mul_add(s, gk, *o);
+    let s: [&[f32]; WINDOW] = src.map(|s| &s[..n]);
+    for (j, o) in out.iter_mut().enumerate() {
+        let mut acc = s[0][j] * g[0];
+        for k in 1..WINDOW {
+            acc = M::mul_add(s[k][j], g[k], acc);
         }
+        *o = acc;
     }
 }
 
@@ -252,7 +261,8 @@ fn strip_generic<M: MulAdd>(
         let ring_row = &mut ring[slot * MAPS * ow..(slot + 1) * MAPS * ow];
         for m in 0..MAPS {
             let input = &src[m * w..(m + 1) * w];
-            weighted_sum::<M>(&mut ring_row[m * ow..(m + 1) * ow], &p.g, |k| &input[k..]);
+            let taps = std::array::from_fn(|k| &input[k..k + ow]);
+            weighted_sum::<M>(&mut ring_row[m * ow..(m + 1) * ow], &p.g, taps);
         }
         if i < rows.start + WINDOW - 1 {
             continue;
@@ -260,11 +270,11 @@ fn strip_generic<M: MulAdd>(
         // Output row o = i - (WINDOW - 1) uses input rows o ..= i.
         let first = i + 1 - WINDOW;
         for m in 0..MAPS {
-            let ring = &ring;
-            weighted_sum::<M>(&mut acc[m * ow..(m + 1) * ow], &p.g, |k| {
+            let taps = std::array::from_fn(|k| {
                 let s = (first + k - rows.start) % WINDOW;
                 &ring[(s * MAPS + m) * ow..(s * MAPS + m + 1) * ow]
             });
+            weighted_sum::<M>(&mut acc[m * ow..(m + 1) * ow], &p.g, taps);
         }
         let (mx, rest) = acc.split_at(ow);
         let (my, rest) = rest.split_at(ow);
@@ -276,10 +286,12 @@ fn strip_generic<M: MulAdd>(
             let vy = myy[j] - ay * ay;
             let cov = mxy[j] - ax * ay;
             let (ux, uy) = (ax + off, ay + off);
-            let cs = (2.0 * cov + p.c2) / (vx + vy + p.c2);
-            let l = (2.0 * ux * uy + p.c1) / (ux * ux + uy * uy + p.c1);
-            cs_row[j] = cs;
-            ssim_row[j] = l * cs;
+            let (cs_num, cs_den) = (2.0 * cov + p.c2, vx + vy + p.c2);
+            let (l_num, l_den) = (2.0 * ux * uy + p.c1, ux * ux + uy * uy + p.c1);
+            // One division for both maps.
+            let inv = 1.0 / (cs_den * l_den);
+            cs_row[j] = cs_num * l_den * inv;
+            ssim_row[j] = cs_num * l_num * inv;
         }
         ssim_sum += lane_sum(&ssim_row) as f64;
         cs_sum += lane_sum(&cs_row) as f64;
@@ -323,7 +335,11 @@ pub(crate) fn plane_scores(x: &Plane, y: &Plane, opts: &Options, max_value: f64)
 }
 
 /// Scores one image pair on the CPU.
-pub fn score(reference: &ImageView<'_>, distorted: &ImageView<'_>, opts: &Options) -> Result<Scores, Error> {
+pub fn score(
+    reference: &ImageView<'_>,
+    distorted: &ImageView<'_>,
+    opts: &Options,
+) -> Result<Scores, Error> {
     reference.check_comparable(distorted, opts.channels)?;
     let max_value = reference.max_value();
     let planes: Vec<PlaneScores> = planes_for(reference.kind, opts.channels)
@@ -351,7 +367,11 @@ mod tests {
                 data.push(f(x, y));
             }
         }
-        Plane { width: w, height: h, data }
+        Plane {
+            width: w,
+            height: h,
+            data,
+        }
     }
 
     /// Direct, unoptimised SSIM in f64, straight from the definition.
@@ -388,7 +408,9 @@ mod tests {
     #[test]
     fn kernel_matches_the_definition() {
         let x = plane(53, 41, |i, j| ((i * 7 + j * 13) % 256) as f32);
-        let y = plane(53, 41, |i, j| ((i * 7 + j * 13 + (i * j) % 17) % 256) as f32);
+        let y = plane(53, 41, |i, j| {
+            ((i * 7 + j * 13 + (i * j) % 17) % 256) as f32
+        });
         let (s, c) = ssim_cs(&x, &y, 255.0);
         let (sd, cd) = ssim_direct(&x, &y, 255.0);
         assert!((s - sd).abs() < 2e-6, "{s} vs {sd}");

@@ -137,7 +137,11 @@ impl TorchScorer {
             let y = self.upload_plane(pairs.iter().map(|p| &p.1), sd)?;
             let (height, width) = (x.size()[2] as usize, x.size()[3] as usize);
             let diff = x.f_sub(&y)?;
-            columns.push(diff.f_square()?.f_sum_dim_intlist(&[1i64, 2, 3][..], false, Kind::Double)?);
+            columns.push(diff.f_square()?.f_sum_dim_intlist(
+                &[1i64, 2, 3][..],
+                false,
+                Kind::Double,
+            )?);
             let mut plane = PlaneLayout {
                 samples: (width * height) as u64,
                 ssim: None,
@@ -179,7 +183,8 @@ impl TorchScorer {
         let mut sse_columns = Vec::new();
         for plane in &layout {
             sse_columns.push(column);
-            column += 1 + plane.ssim.map_or(0, |_| 1) + plane.ms_ssim.map_or(0, |(_, n)| n as usize);
+            column +=
+                1 + plane.ssim.map_or(0, |_| 1) + plane.ms_ssim.map_or(0, |(_, n)| n as usize);
         }
         Ok((0..batch)
             .map(|b| {
@@ -193,7 +198,10 @@ impl TorchScorer {
                         ms_ssim: plane.ms_ssim.map(|(first, scales)| {
                             let cs: Vec<f64> =
                                 (0..scales as usize - 1).map(|s| at(first + s, b)).collect();
-                            (ms_ssim_combine(&cs, at(first + scales as usize - 1, b)), scales)
+                            (
+                                ms_ssim_combine(&cs, at(first + scales as usize - 1, b)),
+                                scales,
+                            )
                         }),
                     })
                     .collect();
@@ -209,7 +217,9 @@ impl TorchScorer {
         source: PlaneSource,
     ) -> Result<Tensor, Error> {
         match source {
-            PlaneSource::Component(c) => self.upload_components(images.map(|i| (&i.components[c], i.depth))),
+            PlaneSource::Component(c) => {
+                self.upload_components(images.map(|i| (&i.components[c], i.depth)))
+            }
             PlaneSource::RgbLuma => {
                 let mut luma: Option<Tensor> = None;
                 for (c, weight) in LUMA_WEIGHTS.iter().enumerate() {
@@ -250,7 +260,9 @@ impl TorchScorer {
                 .f_to_kind(Kind::Int)?
                 .f_bitwise_and(0xffff)?
         } else {
-            Tensor::f_from_slice(&bytes)?.f_view(shape)?.f_to_device(self.device)?
+            Tensor::f_from_slice(&bytes)?
+                .f_view(shape)?
+                .f_to_device(self.device)?
         };
         Ok(samples.f_to_kind(Kind::Float)?)
     }
@@ -262,7 +274,10 @@ impl TorchScorer {
         let offset = x.f_mean_dim(&[1i64, 2, 3][..], true, Kind::Float)?;
         let xs = x.f_sub(&offset)?;
         let ys = y.f_sub(&offset)?;
-        let maps = Tensor::f_cat(&[&xs, &ys, &xs.f_mul(&xs)?, &ys.f_mul(&ys)?, &xs.f_mul(&ys)?], 1)?;
+        let maps = Tensor::f_cat(
+            &[&xs, &ys, &xs.f_mul(&xs)?, &ys.f_mul(&ys)?, &xs.f_mul(&ys)?],
+            1,
+        )?;
         let filtered = self.filter(&maps)?;
         let map = |i: i64| filtered.f_narrow(1, i, 1);
         let (mx, my, mxx, myy, mxy) = (map(0)?, map(1)?, map(2)?, map(3)?, map(4)?);
@@ -323,7 +338,11 @@ fn pool(x: &Tensor) -> Result<Tensor, Error> {
     Ok(x.f_avg_pool2d([2i64, 2], [2i64, 2], padding, false, true, None::<i64>)?)
 }
 
-fn same_layout(a: &(ImageView<'_>, ImageView<'_>), b: &(ImageView<'_>, ImageView<'_>), opts: &Options) -> bool {
+fn same_layout(
+    a: &(ImageView<'_>, ImageView<'_>),
+    b: &(ImageView<'_>, ImageView<'_>),
+    opts: &Options,
+) -> bool {
     let geometry = |v: &ImageView<'_>| -> Vec<_> {
         planes_for(v.kind, opts.channels)
             .into_iter()
@@ -352,7 +371,11 @@ mod tests {
 
     #[test]
     fn missing_cuda_device_is_an_error() {
-        let count = if tch::Cuda::is_available() { tch::Cuda::device_count() } else { 0 };
+        let count = if tch::Cuda::is_available() {
+            tch::Cuda::device_count()
+        } else {
+            0
+        };
         assert!(check_device(Device::Cuda(count as usize)).is_err());
         assert!(check_device(Device::Cpu).is_ok());
     }

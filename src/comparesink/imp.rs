@@ -1,0 +1,366 @@
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::input::{CompareInput, caps};
+use super::pairing::Side;
+use super::report::StatsFile;
+use super::session::Session;
+use super::worker::{Backend, Scorer, spawn};
+use super::{CAT, CompareBackend, CompareChannels, CompareMetrics};
+use crate::scoring::{ChannelMode, Metrics, Options};
+
+const DEFAULT_METRICS: CompareMetrics = CompareMetrics::PSNR.union(CompareMetrics::SSIM);
+const DEFAULT_DEVICE: &str = "auto";
+const DEFAULT_BATCH_SIZE: u32 = 1;
+const MAX_BATCH_SIZE: u32 = 256;
+const DEFAULT_THRESHOLD: f64 = 0.0;
+
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    metrics: CompareMetrics,
+    channels: CompareChannels,
+    device: String,
+    backend: CompareBackend,
+    batch_size: u32,
+    threshold: f64,
+    stats_file: Option<String>,
+    sync: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            metrics: DEFAULT_METRICS,
+            channels: CompareChannels::default(),
+            device: DEFAULT_DEVICE.into(),
+            backend: CompareBackend::default(),
+            batch_size: DEFAULT_BATCH_SIZE,
+            threshold: DEFAULT_THRESHOLD,
+            stats_file: None,
+            sync: false,
+        }
+    }
+}
+
+impl Settings {
+    fn options(&self) -> Options {
+        Options {
+            metrics: Metrics {
+                mse: self.metrics.contains(CompareMetrics::MSE),
+                psnr: self.metrics.contains(CompareMetrics::PSNR),
+                ssim: self.metrics.contains(CompareMetrics::SSIM),
+                ms_ssim: self.metrics.contains(CompareMetrics::MS_SSIM),
+            },
+            channels: match self.channels {
+                CompareChannels::Luma => ChannelMode::Luma,
+                CompareChannels::All => ChannelMode::All,
+            },
+        }
+    }
+}
+
+/// A running session and its scoring thread (READY→PAUSED until PAUSED→READY).
+struct Running {
+    session: Arc<Session>,
+    worker: JoinHandle<()>,
+}
+
+pub struct CompareSink {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<Running>>,
+    inputs: [CompareInput; 2],
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Default for CompareSink {
+    fn default() -> Self {
+        CompareSink {
+            settings: Mutex::default(),
+            state: Mutex::default(),
+            inputs: [
+                CompareInput::new(Side::Reference),
+                CompareInput::new(Side::Distorted),
+            ],
+        }
+    }
+}
+
+impl CompareSink {
+    /// Builds the scorer from the settings: device, stats file. Errors go to the bus.
+    fn start(&self) -> Result<(), gst::StateChangeError> {
+        let settings = lock(&self.settings).clone();
+        let options = settings.options();
+        let backend = Backend::choose(&settings.device, settings.backend).map_err(|e| {
+            gst::element_imp_error!(self, gst::ResourceError::Settings, ["{e}"]);
+            gst::StateChangeError
+        })?;
+        let stats = match &settings.stats_file {
+            Some(path) => Some(StatsFile::create(path, options.metrics).map_err(|e| {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::OpenWrite,
+                    ["Cannot write the stats file '{path}': {e}"]
+                );
+                gst::StateChangeError
+            })?),
+            None => None,
+        };
+        let scorer = Scorer::new(
+            backend,
+            options,
+            settings.threshold,
+            stats,
+            settings.batch_size as usize,
+        );
+        gst::info!(
+            CAT,
+            imp = self,
+            "scoring {:?} on {} ({}), batch size {}",
+            options.metrics,
+            scorer.device(),
+            match scorer.backend {
+                Backend::Native => "native kernel",
+                Backend::Torch(_) => "libtorch",
+            },
+            scorer.batch_size
+        );
+        let session = Arc::new(Session::new(scorer.batch_size));
+        let worker = spawn(&self.obj(), session.clone(), scorer).map_err(|e| {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Thread,
+                ["Cannot start the scoring thread: {e}"]
+            );
+            gst::StateChangeError
+        })?;
+        for input in &self.inputs {
+            input.set_session(Some(session.clone()));
+        }
+        *lock(&self.state) = Some(Running { session, worker });
+        Ok(())
+    }
+
+    /// Disconnects the inputs, wakes everything that waits and joins the scoring thread.
+    fn stop(&self) {
+        let running = lock(&self.state).take();
+        for input in &self.inputs {
+            input.set_session(None);
+        }
+        if let Some(r) = running {
+            r.session.stop();
+            if r.worker.join().is_err() {
+                gst::error!(CAT, imp = self, "the scoring thread panicked");
+            }
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(r) = lock(&self.state).as_ref() {
+            r.session.stop();
+        }
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for CompareSink {
+    const NAME: &'static str = "GstCompareSink";
+    type Type = super::CompareSink;
+    type ParentType = gst::Bin;
+}
+
+impl ObjectImpl for CompareSink {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecFlags::builder::<CompareMetrics>("metrics")
+                    .nick("Metrics")
+                    .blurb("Metrics computed for each frame pair")
+                    .default_value(DEFAULT_METRICS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("channels", CompareChannels::default())
+                    .nick("Channels")
+                    .blurb("Samples compared: luma (Y plane; 0.299 R + 0.587 G + 0.114 B for RGB) or all colour planes")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("device")
+                    .nick("Device")
+                    .blurb("Where to score: auto (CUDA when libtorch has it and a GPU is there, else CPU), cpu, cuda or cuda:N")
+                    .default_value(Some(DEFAULT_DEVICE))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("backend", CompareBackend::default())
+                    .nick("Backend")
+                    .blurb("Scoring implementation: auto (libtorch on CUDA, native kernel on CPU), native, or libtorch")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("batch-size")
+                    .nick("Batch size")
+                    .blurb("Frame pairs scored together on the device (1 = no batching)")
+                    .minimum(1)
+                    .maximum(MAX_BATCH_SIZE)
+                    .default_value(DEFAULT_BATCH_SIZE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("threshold")
+                    .nick("Alert threshold")
+                    .blurb("A pair whose SSIM is below this is marked as an alert (0 = off)")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("stats-file")
+                    .nick("Stats file")
+                    .blurb("Optional file with one row per pair: CSV when the name ends in .csv, JSON lines otherwise")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("sync")
+                    .nick("Sync")
+                    .blurb("Render frames at their running time against the clock")
+                    .default_value(false)
+                    .mutable_playing()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = lock(&self.settings);
+        match pspec.name() {
+            "metrics" => s.metrics = value.get().unwrap_or(DEFAULT_METRICS),
+            "channels" => s.channels = value.get().unwrap_or_default(),
+            "device" => {
+                s.device = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| DEFAULT_DEVICE.into())
+            }
+            "backend" => s.backend = value.get().unwrap_or_default(),
+            "batch-size" => s.batch_size = value.get().unwrap_or(DEFAULT_BATCH_SIZE),
+            "threshold" => s.threshold = value.get().unwrap_or(DEFAULT_THRESHOLD),
+            "stats-file" => {
+                s.stats_file = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .filter(|p| !p.is_empty())
+            }
+            "sync" => {
+                s.sync = value.get().unwrap_or(false);
+                let sync = s.sync;
+                drop(s);
+                for input in &self.inputs {
+                    input.set_property("sync", sync);
+                }
+                return;
+            }
+            other => gst::warning!(CAT, imp = self, "unknown property {other}"),
+        }
+        gst::debug!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = lock(&self.settings);
+        match pspec.name() {
+            "metrics" => s.metrics.to_value(),
+            "channels" => s.channels.to_value(),
+            "device" => s.device.to_value(),
+            "backend" => s.backend.to_value(),
+            "batch-size" => s.batch_size.to_value(),
+            "threshold" => s.threshold.to_value(),
+            "stats-file" => s.stats_file.to_value(),
+            "sync" => s.sync.to_value(),
+            _ => pspec.default_value().clone(),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.set_element_flags(gst::ElementFlags::SINK);
+        for (input, name) in self.inputs.iter().zip(["reference", "distorted"]) {
+            if obj.add(input).is_err() {
+                gst::error!(CAT, imp = self, "cannot add the {name} input");
+                continue;
+            }
+            let (Some(target), Some(templ)) = (input.static_pad("sink"), obj.pad_template(name))
+            else {
+                continue;
+            };
+            let ghost = gst::GhostPad::builder_from_template_with_target(&templ, &target)
+                .map(|b| b.name(name).build());
+            match ghost {
+                Ok(pad) => {
+                    let _ = obj.add_pad(&pad);
+                }
+                Err(e) => gst::error!(CAT, imp = self, "cannot create the {name} pad: {e}"),
+            }
+        }
+    }
+}
+
+impl GstObjectImpl for CompareSink {}
+
+impl ElementImpl for CompareSink {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Frame similarity sink",
+                "Sink/Video",
+                "Scores reference/distorted frame pairs (MSE, PSNR, SSIM, MS-SSIM) with libtorch \
+                 (CUDA when there is a GPU) and posts 'similarity' messages",
+                "gst-plugin-gpucompare developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            ["reference", "distorted"]
+                .into_iter()
+                .map(|name| {
+                    gst::PadTemplate::new(
+                        name,
+                        gst::PadDirection::Sink,
+                        gst::PadPresence::Always,
+                        &caps(),
+                    )
+                    .expect("static pad template")
+                })
+                .collect()
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        gst::debug!(CAT, imp = self, "{transition:?}");
+        match transition {
+            gst::StateChange::ReadyToPaused => self.start()?,
+            gst::StateChange::PausedToReady => self.wake(),
+            _ => {}
+        }
+        let result = self.parent_change_state(transition);
+        match transition {
+            gst::StateChange::PausedToReady => self.stop(),
+            gst::StateChange::ReadyToPaused if result.is_err() => self.stop(),
+            _ => {}
+        }
+        result
+    }
+}
+
+impl BinImpl for CompareSink {}

@@ -1,0 +1,85 @@
+//! `comparesink`: a sink with two pads, `reference` and `distorted`, that scores each frame
+//! pair (MSE, PSNR, SSIM, MS-SSIM) and posts the scores on the bus.
+//!
+//! It is a bin: each pad leads to an internal sink ([`input`]) that prerolls, syncs and
+//! handles end of stream like any sink; both feed one [`session`], which pairs frames by
+//! running time and hands the pairs to a scoring thread ([`worker`]).
+
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+mod input;
+pub mod pairing;
+mod report;
+mod session;
+mod worker;
+
+glib::wrapper! {
+    pub struct CompareSink(ObjectSubclass<imp::CompareSink>) @extends gst::Bin, gst::Element, gst::Object, @implements gst::ChildProxy;
+}
+
+/// The metrics computed for each pair.
+#[glib::flags(name = "GstCompareSinkMetrics")]
+pub enum CompareMetrics {
+    #[flags_value(name = "Mean squared error", nick = "mse")]
+    MSE = 0b0001,
+    #[flags_value(name = "Peak signal-to-noise ratio (dB)", nick = "psnr")]
+    PSNR = 0b0010,
+    #[flags_value(name = "Structural similarity (Gaussian window)", nick = "ssim")]
+    SSIM = 0b0100,
+    #[flags_value(name = "Multi-scale structural similarity", nick = "ms-ssim")]
+    MS_SSIM = 0b1000,
+}
+
+/// Which samples are compared.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstCompareSinkChannels")]
+pub enum CompareChannels {
+    #[default]
+    #[enum_value(
+        name = "Luma only: the Y plane, or 0.299 R + 0.587 G + 0.114 B for RGB",
+        nick = "luma"
+    )]
+    Luma = 0,
+    #[enum_value(
+        name = "Every colour plane, averaged weighted by sample count",
+        nick = "all"
+    )]
+    All = 1,
+}
+
+/// Which implementation scores the frames.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstCompareSinkBackend")]
+pub enum CompareBackend {
+    #[default]
+    #[enum_value(
+        name = "libtorch on a CUDA device, the native multi-threaded kernel on the CPU",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(name = "Native multi-threaded CPU kernel (CPU only)", nick = "native")]
+    Native = 1,
+    #[enum_value(name = "libtorch, on the selected device", nick = "libtorch")]
+    Libtorch = 2,
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "comparesink",
+        gst::Rank::NONE,
+        CompareSink::static_type(),
+    )
+}
+
+pub(crate) static CAT: std::sync::LazyLock<gst::DebugCategory> = std::sync::LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "comparesink",
+        gst::DebugColorFlags::empty(),
+        Some("Frame-pair similarity sink"),
+    )
+});
