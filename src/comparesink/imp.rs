@@ -98,7 +98,7 @@ impl CompareSink {
         let settings = lock(&self.settings).clone();
         let options = settings.options();
         let backend = Backend::choose(&settings.device, settings.backend).map_err(|e| {
-            gst::element_imp_error!(self, gst::ResourceError::Settings, ["{e}"]);
+            gst::element_imp_error!(self, gst::ResourceError::Settings, ("{e}"));
             gst::StateChangeError
         })?;
         let stats = match &settings.stats_file {
@@ -106,7 +106,7 @@ impl CompareSink {
                 gst::element_imp_error!(
                     self,
                     gst::ResourceError::OpenWrite,
-                    ["Cannot write the stats file '{path}': {e}"]
+                    ("Cannot write the stats file '{path}': {e}")
                 );
                 gst::StateChangeError
             })?),
@@ -136,7 +136,7 @@ impl CompareSink {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Thread,
-                ["Cannot start the scoring thread: {e}"]
+                ("Cannot start the scoring thread: {e}")
             );
             gst::StateChangeError
         })?;

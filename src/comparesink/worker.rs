@@ -139,7 +139,7 @@ fn run(element: glib::WeakRef<CompareSink>, session: Arc<Session>, mut scorer: S
                         gst::element_imp_warning!(
                             element.imp(),
                             gst::ResourceError::Write,
-                            ["Could not write the stats file: {e}"]
+                            ("Could not write the stats file: {e}")
                         );
                     }
                     let s = scorer.summary.structure(session.unpaired(), &scorer.device);
@@ -157,7 +157,7 @@ fn run(element: glib::WeakRef<CompareSink>, session: Arc<Session>, mut scorer: S
             gst::element_imp_error!(
                 element.imp(),
                 gst::StreamError::Failed,
-                ["Could not score frame {}: {e}", scorer.next_frame]
+                ("Could not score frame {}: {e}", scorer.next_frame)
             );
             session.fail();
             return;
@@ -199,11 +199,11 @@ fn score_pairs(
             gst::element_imp_warning!(
                 element.imp(),
                 gst::StreamError::Format,
-                [
+                (
                     "Frames of {}x{} are smaller than the 11x11 SSIM window: only MSE and PSNR are reported",
                     r.info.width(),
                     r.info.height()
-                ]
+                )
             );
         }
         let alert = scorer.threshold > 0.0 && s.ssim.is_some_and(|v| v < scorer.threshold);
@@ -227,7 +227,7 @@ fn score_pairs(
             gst::element_imp_warning!(
                 element.imp(),
                 gst::ResourceError::Write,
-                ["Could not write the stats file, no more rows will be written: {e}"]
+                ("Could not write the stats file, no more rows will be written: {e}")
             );
         }
         let s = similarity_structure(metrics, &report);
