@@ -29,6 +29,7 @@ pub(super) struct Settings {
     threshold: f64,
     stats_file: Option<String>,
     sync: bool,
+    is_async: bool,
 }
 
 impl Default for Settings {
@@ -42,6 +43,7 @@ impl Default for Settings {
             threshold: DEFAULT_THRESHOLD,
             stats_file: None,
             sync: false,
+            is_async: true,
         }
     }
 }
@@ -228,6 +230,12 @@ impl ObjectImpl for CompareSink {
                     .default_value(false)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("async")
+                    .nick("Async")
+                    .blurb("Go to PAUSED asynchronously, once both pads have prerolled")
+                    .default_value(true)
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -255,12 +263,17 @@ impl ObjectImpl for CompareSink {
                     .flatten()
                     .filter(|p| !p.is_empty())
             }
-            "sync" => {
-                s.sync = value.get().unwrap_or(false);
-                let sync = s.sync;
+            "sync" | "async" => {
+                let on = value.get().unwrap_or(pspec.name() == "async");
+                if pspec.name() == "sync" {
+                    s.sync = on;
+                } else {
+                    s.is_async = on;
+                }
                 drop(s);
+                // Forwarded to the internal sinks, outside the settings lock.
                 for input in &self.inputs {
-                    input.set_property("sync", sync);
+                    input.set_property(pspec.name(), on);
                 }
                 return;
             }
@@ -280,6 +293,7 @@ impl ObjectImpl for CompareSink {
             "threshold" => s.threshold.to_value(),
             "stats-file" => s.stats_file.to_value(),
             "sync" => s.sync.to_value(),
+            "async" => s.is_async.to_value(),
             _ => pspec.default_value().clone(),
         }
     }

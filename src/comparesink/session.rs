@@ -20,12 +20,15 @@ pub struct Frame {
     pub running_time: Option<u64>,
 }
 
+/// A reference frame and the distorted frame paired with it.
+pub struct Pair {
+    pub reference: Frame,
+    pub distorted: Frame,
+}
+
 /// Work for the scoring thread, in stream order.
 pub enum Job {
-    Pair {
-        reference: Frame,
-        distorted: Frame,
-    },
+    Pair(Box<Pair>),
     /// Both inputs reached end of stream: post the summary.
     Finish,
 }
@@ -115,10 +118,10 @@ impl Session {
                 Outcome::Pair {
                     reference,
                     distorted,
-                } => st.pending.push_back(Job::Pair {
+                } => st.pending.push_back(Job::Pair(Box::new(Pair {
                     reference,
                     distorted,
-                }),
+                }))),
                 Outcome::UnpairedReference => st.unpaired[0] += 1,
                 Outcome::UnpairedDistorted => st.unpaired[1] += 1,
             }
@@ -202,7 +205,7 @@ impl Session {
         if matches!(st.pending.front(), Some(Job::Finish)) {
             jobs.extend(st.pending.pop_front());
         } else {
-            while jobs.len() < batch && matches!(st.pending.front(), Some(Job::Pair { .. })) {
+            while jobs.len() < batch && matches!(st.pending.front(), Some(Job::Pair(_))) {
                 jobs.extend(st.pending.pop_front());
             }
         }

@@ -10,7 +10,7 @@ use gst::subclass::prelude::*;
 use gst_video::prelude::*;
 
 use super::report::{PairReport, StatsFile, Summary, similarity_structure};
-use super::session::{Frame, Job, Session};
+use super::session::{Frame, Job, Pair, Session};
 use super::{CAT, CompareBackend, CompareSink};
 use crate::scoring::torch::{
     TorchScorer, check_device, default_cuda_device, device_name, parse_device,
@@ -128,10 +128,7 @@ fn run(element: glib::WeakRef<CompareSink>, session: Arc<Session>, mut scorer: S
         let mut pairs = Vec::with_capacity(jobs.len());
         for job in jobs {
             match job {
-                Job::Pair {
-                    reference,
-                    distorted,
-                } => pairs.push((reference, distorted)),
+                Job::Pair(pair) => pairs.push(*pair),
                 Job::Finish => {
                     if let Some(stats) = scorer.stats.as_mut()
                         && let Err(e) = stats.flush()
@@ -165,13 +162,13 @@ fn run(element: glib::WeakRef<CompareSink>, session: Arc<Session>, mut scorer: S
     }
 }
 
-fn score_pairs(
-    element: &CompareSink,
-    scorer: &mut Scorer,
-    pairs: &[(Frame, Frame)],
-) -> Result<(), String> {
+fn score_pairs(element: &CompareSink, scorer: &mut Scorer, pairs: &[Pair]) -> Result<(), String> {
     let mut mapped = Vec::with_capacity(pairs.len());
-    for (r, d) in pairs {
+    for Pair {
+        reference: r,
+        distorted: d,
+    } in pairs
+    {
         let reference = gst_video::VideoFrame::from_buffer_readable(r.buffer.clone(), &r.info)
             .map_err(|_| "cannot map the reference buffer".to_string())?;
         let distorted = matched_distorted(element, scorer, &r.info, d)?;
@@ -191,7 +188,7 @@ fn score_pairs(
     .map_err(|e| e.to_string())?;
 
     let metrics = scorer.options.metrics;
-    for (((r, _), (view, _)), s) in pairs.iter().zip(&views).zip(&scores) {
+    for ((Pair { reference: r, .. }, (view, _)), s) in pairs.iter().zip(&views).zip(&scores) {
         if (metrics.ssim && s.ssim.is_none() || metrics.ms_ssim && s.ms_ssim.is_none())
             && !scorer.warned_small
         {
