@@ -1,0 +1,137 @@
+//! Compares a generated reference stream with a degraded copy (downscaled, JPEG-compressed,
+//! desaturated) through `comparesink`, printing each frame's scores and the summary.
+//!
+//! cargo run --release --example demo -- [--frames N] [--size WxH] [--device D] [--stats FILE]
+
+use gst::prelude::*;
+
+struct Args {
+    frames: u32,
+    width: u32,
+    height: u32,
+    device: String,
+    stats: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        frames: 90,
+        width: 1280,
+        height: 720,
+        device: "auto".into(),
+        stats: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--frames" => args.frames = value()?.parse().map_err(|e| format!("--frames: {e}"))?,
+            "--size" => {
+                let v = value()?;
+                let (w, h) = v.split_once('x').ok_or("--size takes WIDTHxHEIGHT")?;
+                args.width = w.parse().map_err(|e| format!("--size: {e}"))?;
+                args.height = h.parse().map_err(|e| format!("--size: {e}"))?;
+            }
+            "--device" => args.device = value()?,
+            "--stats" => args.stats = Some(value()?),
+            "--help" | "-h" => {
+                return Err("usage: demo [--frames N] [--size WxH] [--device auto|cpu|cuda:N] [--stats FILE]".into());
+            }
+            other => return Err(format!("unknown argument {other} (try --help)")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(&args) {
+        eprintln!("demo failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    gst::init()?;
+    gstgpucompare::plugin_register_static()?;
+    let (w, h) = (args.width, args.height);
+    let stats = args
+        .stats
+        .as_ref()
+        .map(|s| format!("stats-file=\"{s}\""))
+        .unwrap_or_default();
+    let desc = format!(
+        "videotestsrc num-buffers={n} pattern=smpte horizontal-speed=4 \
+           ! video/x-raw,format=I420,width={w},height={h},framerate=30/1 ! tee name=t \
+         t. ! queue ! cmp.reference \
+         t. ! queue ! videoconvertscale ! video/x-raw,width={dw},height={dh} \
+           ! jpegenc quality=40 ! jpegdec ! videobalance saturation=0.8 ! queue ! cmp.distorted \
+         comparesink name=cmp metrics=psnr+ssim+ms-ssim device={device} {stats}",
+        n = args.frames,
+        dw = (w / 2).max(16) & !1,
+        dh = (h / 2).max(16) & !1,
+        device = args.device,
+    );
+    println!("Comparing {w}x{h} testsrc frames with a half-size, JPEG-40, desaturated copy\n");
+    let pipeline = gst::parse::launch(&desc)?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline")?;
+    let bus = pipeline.bus().ok_or("no bus")?;
+    pipeline.set_state(gst::State::Playing)?;
+    let result = loop {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::NONE) else {
+            break Ok(());
+        };
+        match msg.view() {
+            gst::MessageView::Element(e) => {
+                let Some(s) = e.structure() else { continue };
+                match s.name().as_str() {
+                    "similarity" => println!(
+                        "frame {:3}  {:5.2}s  PSNR {:6.2} dB  SSIM {:.4}  MS-SSIM {:.4}  ({}x{} on {})",
+                        s.get::<u64>("frame")?,
+                        s.get::<u64>("pts")? as f64 / 1e9,
+                        s.get::<f64>("psnr")?,
+                        s.get::<f64>("ssim")?,
+                        s.get::<f64>("ms-ssim")?,
+                        s.get::<i32>("width")?,
+                        s.get::<i32>("height")?,
+                        s.get::<&str>("device")?,
+                    ),
+                    "similarity-summary" => {
+                        println!(
+                            "\nSummary: {} pairs on {}, {:.1} pairs/s",
+                            s.get::<u64>("frames")?,
+                            s.get::<&str>("device")?,
+                            s.get::<f64>("fps")?
+                        );
+                        for m in ["psnr", "ssim", "ms-ssim"] {
+                            println!(
+                                "  {m:8} mean {:8.4}  min {:8.4}  max {:8.4}",
+                                s.get::<f64>(format!("{m}-mean").as_str())?,
+                                s.get::<f64>(format!("{m}-min").as_str())?,
+                                s.get::<f64>(format!("{m}-max").as_str())?
+                            );
+                        }
+                        println!(
+                            "  unpaired: {} reference, {} distorted",
+                            s.get::<u64>("unpaired-reference")?,
+                            s.get::<u64>("unpaired-distorted")?
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            gst::MessageView::Error(e) => break Err(format!("{} ({:?})", e.error(), e.debug())),
+            gst::MessageView::Eos(_) => break Ok(()),
+            _ => {}
+        }
+    };
+    pipeline.set_state(gst::State::Null)?;
+    Ok(result?)
+}
