@@ -6,6 +6,8 @@
 //! maps row by row. Samples are shifted by the reference plane's mean first, so that
 //! E[x²] − E[x]² loses little to float32 cancellation.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use super::image::{LUMA_WEIGHTS, PlaneSource};
@@ -15,6 +17,63 @@ use super::{
     ssim_constants,
 };
 
+/// Rows of samples as f32, read on demand: a plane of an image (converted row by row, so
+/// no full-size float copy is made) or a pooled plane.
+pub trait RowSource: Sync {
+    fn width(&self) -> usize;
+    fn height(&self) -> usize;
+    /// Writes row `y` into `out` (`out.len() == width`).
+    fn read_row(&self, y: usize, out: &mut [f32]);
+}
+
+/// One compared plane of an image.
+pub struct ImagePlane<'v, 'a> {
+    view: &'v ImageView<'a>,
+    source: PlaneSource,
+    width: usize,
+    height: usize,
+}
+
+impl<'v, 'a> ImagePlane<'v, 'a> {
+    pub fn new(view: &'v ImageView<'a>, source: PlaneSource) -> Self {
+        let g = view.geometry(source);
+        ImagePlane {
+            view,
+            source,
+            width: g.width,
+            height: g.height,
+        }
+    }
+}
+
+impl RowSource for ImagePlane<'_, '_> {
+    fn width(&self) -> usize {
+        self.width
+    }
+
+    fn height(&self) -> usize {
+        self.height
+    }
+
+    fn read_row(&self, y: usize, out: &mut [f32]) {
+        let depth = self.view.depth;
+        match self.source {
+            PlaneSource::Component(c) => self.view.components[c].row_f32(depth, y, out),
+            PlaneSource::RgbLuma => {
+                let mut g = vec![0f32; out.len()];
+                let mut b = vec![0f32; out.len()];
+                let [wr, wg, wb] = LUMA_WEIGHTS;
+                self.view.components[0].row_f32(depth, y, out);
+                self.view.components[1].row_f32(depth, y, &mut g);
+                self.view.components[2].row_f32(depth, y, &mut b);
+                for ((o, g), b) in out.iter_mut().zip(&g).zip(&b) {
+                    *o = *o * wr + g * wg + b * wb;
+                }
+            }
+        }
+    }
+}
+
 /// A plane of samples as f32, tightly packed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plane {
@@ -23,70 +82,46 @@ pub struct Plane {
     pub data: Vec<f32>,
 }
 
+impl RowSource for Plane {
+    fn width(&self) -> usize {
+        self.width
+    }
+
+    fn height(&self) -> usize {
+        self.height
+    }
+
+    fn read_row(&self, y: usize, out: &mut [f32]) {
+        out.copy_from_slice(&self.data[y * self.width..(y + 1) * self.width]);
+    }
+}
+
 impl Plane {
-    /// Extracts a compared plane from an image.
-    pub fn extract(view: &ImageView<'_>, source: PlaneSource) -> Plane {
-        let geometry = view.geometry(source);
-        let (w, h) = (geometry.width, geometry.height);
-        let mut data = vec![0f32; w * h];
-        if w > 0 {
-            data.par_chunks_mut(w)
-                .enumerate()
-                .for_each(|(y, row)| match source {
-                    PlaneSource::Component(c) => view.components[c].row_f32(view.depth, y, row),
-                    PlaneSource::RgbLuma => {
-                        let mut rgb = [vec![0f32; w], vec![0f32; w], vec![0f32; w]];
-                        for (c, buf) in rgb.iter_mut().enumerate() {
-                            view.components[c].row_f32(view.depth, y, buf);
-                        }
-                        let [wr, wg, wb] = LUMA_WEIGHTS;
-                        for (x, o) in row.iter_mut().enumerate() {
-                            *o = rgb[0][x] * wr + rgb[1][x] * wg + rgb[2][x] * wb;
-                        }
-                    }
-                });
-        }
-        Plane {
-            width: w,
-            height: h,
-            data,
-        }
-    }
-
-    fn row(&self, y: usize) -> &[f32] {
-        &self.data[y * self.width..(y + 1) * self.width]
-    }
-
-    fn mean(&self) -> f64 {
-        let sum: f64 = self
-            .data
-            .par_chunks(self.width.max(1))
-            .map(|row| lane_sum(row) as f64)
-            .sum();
-        sum / self.data.len().max(1) as f64
-    }
-
-    /// 2×2 average pooling; odd sides are zero-padded by one sample on both ends, and the
-    /// padding counts in the average (PyTorch's `avg_pool2d(x, 2, padding=n % 2)`).
-    pub fn pooled(&self) -> Plane {
-        let (w, h) = (self.width, self.height);
+    /// 2×2 average pooling of a row source; odd sides are zero-padded by one sample on
+    /// both ends, and the padding counts in the average (PyTorch's
+    /// `avg_pool2d(x, 2, padding=n % 2)`).
+    pub fn pooled<R: RowSource>(src: &R) -> Plane {
+        let (w, h) = (src.width(), src.height());
         let (pw, ph) = (pooled(w), pooled(h));
-        let (px, py) = ((w % 2) as isize, (h % 2) as isize);
-        let at = |x: isize, y: isize| -> f32 {
-            if x < 0 || y < 0 || x >= w as isize || y >= h as isize {
-                0.0
-            } else {
-                self.data[y as usize * w + x as usize]
-            }
-        };
+        let (px, py) = (w % 2, h % 2);
         let mut data = vec![0f32; pw * ph];
         data.par_chunks_mut(pw.max(1))
             .enumerate()
-            .for_each(|(j, row)| {
-                let y = 2 * j as isize - py;
-                for (i, o) in row.iter_mut().enumerate() {
-                    let x = 2 * i as isize - px;
-                    *o = (at(x, y) + at(x + 1, y) + at(x, y + 1) + at(x + 1, y + 1)) / 4.0;
+            .for_each(|(j, out)| {
+                // Padded input rows 2j and 2j + 1 are source rows 2j - py and 2j + 1 - py.
+                let mut pair = vec![0f32; 2 * (w + 2)];
+                let (top, bottom) = pair.split_at_mut(w + 2);
+                for (dy, row) in [top, bottom].into_iter().enumerate() {
+                    let y = (2 * j + dy).checked_sub(py);
+                    match y.filter(|y| *y < h) {
+                        Some(y) => src.read_row(y, &mut row[px..px + w]),
+                        None => row.fill(0.0),
+                    }
+                }
+                let (top, bottom) = pair.split_at(w + 2);
+                for (i, o) in out.iter_mut().enumerate() {
+                    let x = 2 * i;
+                    *o = (top[x] + top[x + 1] + bottom[x] + bottom[x + 1]) / 4.0;
                 }
             });
         Plane {
@@ -98,54 +133,96 @@ impl Plane {
 }
 
 /// Sum of squared differences, accumulated in f64.
-pub fn sse(x: &Plane, y: &Plane) -> f64 {
-    x.data
-        .par_chunks(4096)
-        .zip(y.data.par_chunks(4096))
-        .map(|(a, b)| {
-            let mut acc = [0f64; 4];
-            let mut ca = a.chunks_exact(4);
-            let mut cb = b.chunks_exact(4);
-            for (qa, qb) in (&mut ca).zip(&mut cb) {
-                for l in 0..4 {
-                    let d = (qa[l] - qb[l]) as f64;
-                    acc[l] += d * d;
-                }
-            }
-            let tail: f64 = ca
-                .remainder()
-                .iter()
-                .zip(cb.remainder())
-                .map(|(p, q)| ((p - q) as f64).powi(2))
-                .sum();
-            acc.iter().sum::<f64>() + tail
-        })
+pub fn sse<R: RowSource>(x: &R, y: &R) -> f64 {
+    let w = x.width();
+    (0..x.height())
+        .into_par_iter()
+        .map_init(
+            || (vec![0f32; w], vec![0f32; w]),
+            |(a, b), row| {
+                x.read_row(row, a);
+                y.read_row(row, b);
+                squared_difference_sum(a, b)
+            },
+        )
         .sum()
 }
 
-/// Mean SSIM and mean contrast-structure term over the valid region of two planes of the
-/// same size, at least [`WINDOW`] wide and high.
-pub fn ssim_cs(x: &Plane, y: &Plane, max_value: f64) -> (f64, f64) {
-    debug_assert!(x.width >= WINDOW && x.height >= WINDOW);
+#[inline(always)]
+fn squared_difference_sum(a: &[f32], b: &[f32]) -> f64 {
+    let mut acc = [0f64; 4];
+    let mut ca = a.chunks_exact(4);
+    let mut cb = b.chunks_exact(4);
+    for (qa, qb) in (&mut ca).zip(&mut cb) {
+        for l in 0..4 {
+            let d = (qa[l] - qb[l]) as f64;
+            acc[l] += d * d;
+        }
+    }
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(p, q)| ((p - q) as f64).powi(2))
+        .sum();
+    acc.iter().sum::<f64>() + tail
+}
+
+/// A rough mean of a plane (every eighth row), the shift applied before the moments.
+fn rough_mean<R: RowSource>(x: &R) -> f32 {
+    let mut row = vec![0f32; x.width()];
+    let (mut sum, mut n) = (0f64, 0usize);
+    for y in (0..x.height()).step_by(8) {
+        x.read_row(y, &mut row);
+        sum += lane_sum(&row) as f64;
+        n += row.len();
+    }
+    (sum / n.max(1) as f64) as f32
+}
+
+/// SSIM, contrast-structure and squared-error sums of one pass.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Moments {
+    /// Mean SSIM over the valid region.
+    pub ssim: f64,
+    /// Mean contrast-structure term over the valid region.
+    pub cs: f64,
+    /// Sum of squared differences over the whole plane.
+    pub sse: f64,
+}
+
+/// SSIM, contrast-structure term and squared error of two planes of the same size, at
+/// least [`WINDOW`] wide and high, in one pass.
+pub fn ssim_cs<R: RowSource>(x: &R, y: &R, max_value: f64) -> Moments {
+    debug_assert!(x.width() >= WINDOW && x.height() >= WINDOW);
     let (c1, c2) = ssim_constants(max_value);
-    let out_h = x.height - (WINDOW - 1);
+    let out_h = x.height() - (WINDOW - 1);
     let params = KernelParams {
         g: gaussian().map(|v| v as f32),
-        offset: x.mean() as f32,
+        offset: rough_mean(x),
         c1: c1 as f32,
         c2: c2 as f32,
     };
     let strips = rayon::current_num_threads() * 4;
     let strip_rows = out_h.div_ceil(strips).max(8);
-    let (ssim, cs) = (0..out_h.div_ceil(strip_rows))
+    let n_strips = out_h.div_ceil(strip_rows);
+    let total = (0..n_strips)
         .into_par_iter()
         .map(|s| {
             let rows = s * strip_rows..((s + 1) * strip_rows).min(out_h);
-            strip(x, y, rows, &params)
+            strip(x, y, rows, s + 1 == n_strips, &params)
         })
-        .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-    let n = (out_h * (x.width - (WINDOW - 1))) as f64;
-    (ssim / n, cs / n)
+        .reduce(Moments::default, |a, b| Moments {
+            ssim: a.ssim + b.ssim,
+            cs: a.cs + b.cs,
+            sse: a.sse + b.sse,
+        });
+    let n = (out_h * (x.width() - (WINDOW - 1))) as f64;
+    Moments {
+        ssim: total.ssim / n,
+        cs: total.cs / n,
+        sse: total.sse,
+    }
 }
 
 struct KernelParams {
@@ -155,24 +232,27 @@ struct KernelParams {
     c2: f32,
 }
 
-fn strip(x: &Plane, y: &Plane, rows: std::ops::Range<usize>, p: &KernelParams) -> (f64, f64) {
+/// Sums of one strip of output rows (`rows`); the squared error covers the strip's own
+/// input rows, and the last strip's also the window's tail.
+fn strip<R: RowSource>(x: &R, y: &R, rows: Range<usize>, last: bool, p: &KernelParams) -> Moments {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { strip_avx2_fma(x, y, rows, p) };
+        return unsafe { strip_avx2_fma(x, y, rows, last, p) };
     }
-    strip_generic::<Separate>(x, y, rows, p)
+    strip_generic::<Separate, R>(x, y, rows, last, p)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn strip_avx2_fma(
-    x: &Plane,
-    y: &Plane,
-    rows: std::ops::Range<usize>,
+fn strip_avx2_fma<R: RowSource>(
+    x: &R,
+    y: &R,
+    rows: Range<usize>,
+    last: bool,
     p: &KernelParams,
-) -> (f64, f64) {
-    strip_generic::<Fused>(x, y, rows, p)
+) -> Moments {
+    strip_generic::<Fused, R>(x, y, rows, last, p)
 }
 
 /// a·b + c, fused where the CPU has FMA.
@@ -226,13 +306,14 @@ fn lane_sum(v: &[f32]) -> f32 {
 const MAPS: usize = 5;
 
 #[inline(always)]
-fn strip_generic<M: MulAdd>(
-    x: &Plane,
-    y: &Plane,
-    rows: std::ops::Range<usize>,
+fn strip_generic<M: MulAdd, R: RowSource>(
+    x: &R,
+    y: &R,
+    rows: Range<usize>,
+    last: bool,
     p: &KernelParams,
-) -> (f64, f64) {
-    let w = x.width;
+) -> Moments {
+    let w = x.width();
     let ow = w - (WINDOW - 1);
     // ring[slot][map] holds one horizontally filtered row of one moment map.
     let mut ring = vec![0f32; WINDOW * MAPS * ow];
@@ -240,16 +321,26 @@ fn strip_generic<M: MulAdd>(
     let mut acc = vec![0f32; MAPS * ow];
     let mut ssim_row = vec![0f32; ow];
     let mut cs_row = vec![0f32; ow];
-    let (mut ssim_sum, mut cs_sum) = (0f64, 0f64);
+    let mut m = Moments::default();
     let off = p.offset;
+    let own_rows = if last {
+        rows.end + WINDOW - 1
+    } else {
+        rows.end
+    };
     for i in rows.start..rows.end + WINDOW - 1 {
         {
             let (xs, rest) = src.split_at_mut(w);
             let (ys, rest) = rest.split_at_mut(w);
             let (xx, rest) = rest.split_at_mut(w);
             let (yy, xy) = rest.split_at_mut(w);
-            for (j, (&a, &b)) in x.row(i).iter().zip(y.row(i)).enumerate() {
-                let (a, b) = (a - off, b - off);
+            x.read_row(i, xs);
+            y.read_row(i, ys);
+            if i < own_rows {
+                m.sse += squared_difference_sum(xs, ys);
+            }
+            for j in 0..w {
+                let (a, b) = (xs[j] - off, ys[j] - off);
                 xs[j] = a;
                 ys[j] = b;
                 xx[j] = a * a;
@@ -293,43 +384,50 @@ fn strip_generic<M: MulAdd>(
             cs_row[j] = cs_num * l_den * inv;
             ssim_row[j] = cs_num * l_num * inv;
         }
-        ssim_sum += lane_sum(&ssim_row) as f64;
-        cs_sum += lane_sum(&cs_row) as f64;
+        m.ssim += lane_sum(&ssim_row) as f64;
+        m.cs += lane_sum(&cs_row) as f64;
     }
-    (ssim_sum, cs_sum)
+    m
 }
 
 /// Scores of one plane pair.
-pub(crate) fn plane_scores(x: &Plane, y: &Plane, opts: &Options, max_value: f64) -> PlaneScores {
+pub(crate) fn plane_scores<R: RowSource>(
+    x: &R,
+    y: &R,
+    opts: &Options,
+    max_value: f64,
+) -> PlaneScores {
+    let samples = (x.width() * x.height()) as u64;
+    let fits = x.width() >= WINDOW && x.height() >= WINDOW;
+    if !fits || !(opts.metrics.ssim || opts.metrics.ms_ssim) {
+        return PlaneScores {
+            sse: sse(x, y),
+            samples,
+            ..Default::default()
+        };
+    }
+    let first = ssim_cs(x, y, max_value);
     let mut scores = PlaneScores {
-        sse: sse(x, y),
-        samples: x.data.len() as u64,
-        ..Default::default()
+        sse: first.sse,
+        samples,
+        ssim: opts.metrics.ssim.then_some(first.ssim),
+        ms_ssim: None,
     };
-    let fits = x.width >= WINDOW && x.height >= WINDOW;
-    if !fits {
-        return scores;
-    }
-    let first = (opts.metrics.ssim || opts.metrics.ms_ssim).then(|| ssim_cs(x, y, max_value));
-    if opts.metrics.ssim {
-        scores.ssim = first.map(|(s, _)| s);
-    }
     if opts.metrics.ms_ssim {
-        let scales = ms_ssim_scales(x.width, x.height);
+        let scales = ms_ssim_scales(x.width(), x.height());
         let mut cs = Vec::with_capacity(scales as usize);
-        let (mut px, mut py) = (x.clone(), y.clone());
-        let mut last = first.unwrap_or_default();
-        for scale in 0..scales {
-            if scale > 0 {
-                px = px.pooled();
-                py = py.pooled();
-                last = ssim_cs(&px, &py, max_value);
-            }
-            if scale + 1 < scales {
-                cs.push(last.1);
-            }
+        let mut last = first;
+        let mut planes: Option<(Plane, Plane)> = None;
+        for _ in 1..scales {
+            cs.push(last.cs);
+            let (px, py) = match &planes {
+                None => rayon::join(|| Plane::pooled(x), || Plane::pooled(y)),
+                Some((a, b)) => rayon::join(|| Plane::pooled(a), || Plane::pooled(b)),
+            };
+            last = ssim_cs(&px, &py, max_value);
+            planes = Some((px, py));
         }
-        scores.ms_ssim = Some((ms_ssim_combine(&cs, last.0), scales));
+        scores.ms_ssim = Some((ms_ssim_combine(&cs, last.ssim), scales));
     }
     scores
 }
@@ -346,11 +444,12 @@ pub fn score(
         .into_iter()
         .zip(planes_for(distorted.kind, opts.channels))
         .map(|(sa, sb)| {
-            let (x, y) = rayon::join(
-                || Plane::extract(reference, sa),
-                || Plane::extract(distorted, sb),
-            );
-            plane_scores(&x, &y, opts, max_value)
+            plane_scores(
+                &ImagePlane::new(reference, sa),
+                &ImagePlane::new(distorted, sb),
+                opts,
+                max_value,
+            )
         })
         .collect();
     Ok(combine(&planes, max_value))
@@ -411,41 +510,51 @@ mod tests {
         let y = plane(53, 41, |i, j| {
             ((i * 7 + j * 13 + (i * j) % 17) % 256) as f32
         });
-        let (s, c) = ssim_cs(&x, &y, 255.0);
+        let m = ssim_cs(&x, &y, 255.0);
         let (sd, cd) = ssim_direct(&x, &y, 255.0);
-        assert!((s - sd).abs() < 2e-6, "{s} vs {sd}");
-        assert!((c - cd).abs() < 2e-6, "{c} vs {cd}");
+        assert!((m.ssim - sd).abs() < 2e-6, "{} vs {sd}", m.ssim);
+        assert!((m.cs - cd).abs() < 2e-6, "{} vs {cd}", m.cs);
         // The portable path agrees with the dispatched one.
         let p = KernelParams {
             g: gaussian().map(|v| v as f32),
-            offset: x.mean() as f32,
+            offset: rough_mean(&x),
             c1: ssim_constants(255.0).0 as f32,
             c2: ssim_constants(255.0).1 as f32,
         };
-        let (gs, _) = strip_generic::<Separate>(&x, &y, 0..31, &p);
-        assert!((gs / (43.0 * 31.0) - sd).abs() < 2e-6);
+        let g = strip_generic::<Separate, Plane>(&x, &y, 0..31, true, &p);
+        assert!((g.ssim / (43.0 * 31.0) - sd).abs() < 2e-6);
+        assert_eq!(g.sse, sse(&x, &y));
     }
 
     #[test]
     fn identical_planes_score_one() {
         let x = plane(40, 30, |i, j| ((i * 31 + j * 17) % 251) as f32);
-        let (s, c) = ssim_cs(&x, &x, 255.0);
-        assert!((s - 1.0).abs() < 1e-6 && (c - 1.0).abs() < 1e-6);
+        let m = ssim_cs(&x, &x, 255.0);
+        assert!((m.ssim - 1.0).abs() < 1e-6 && (m.cs - 1.0).abs() < 1e-6);
+        assert_eq!(m.sse, 0.0);
         assert_eq!(sse(&x, &x), 0.0);
+    }
+
+    #[test]
+    fn squared_error_of_the_strips_covers_every_row_once() {
+        // Tall enough for many strips.
+        let x = plane(23, 517, |i, j| ((i * 7 + j * 3) % 256) as f32);
+        let y = plane(23, 517, |i, j| ((i * 5 + j * 11) % 256) as f32);
+        assert_eq!(ssim_cs(&x, &y, 255.0).sse, sse(&x, &y));
     }
 
     #[test]
     fn anti_correlated_planes_give_a_finite_negative_ssim() {
         let x = plane(32, 32, |i, j| if (i + j) % 2 == 0 { 255.0 } else { 0.0 });
         let y = plane(32, 32, |i, j| if (i + j) % 2 == 0 { 0.0 } else { 255.0 });
-        let (s, _) = ssim_cs(&x, &y, 255.0);
+        let s = ssim_cs(&x, &y, 255.0).ssim;
         assert!(s.is_finite() && s < -0.9, "{s}");
     }
 
     #[test]
     fn pooling_pads_odd_sides_with_zeros() {
         let x = plane(3, 2, |i, j| (1 + i + 3 * j) as f32); // [[1,2,3],[4,5,6]]
-        let p = x.pooled();
+        let p = Plane::pooled(&x);
         assert_eq!((p.width, p.height), (2, 1));
         // Windows over columns [-1,0] and [1,2]: (0+1+0+4)/4 and (2+3+5+6)/4.
         assert_eq!(p.data, vec![1.25, 4.0]);

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Throughput of comparesink next to FFmpeg's ssim filter, on the same raw I420 frames
+# (testsrc2 against a blurred, noisy copy), in one run. Media is generated once into
+# target/bench-media. Usage: scripts/bench.sh [FRAMES_1080P] [FRAMES_4K]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh >/dev/null
+cargo build -q --release --example bench
+n1080=${1:-120}
+n4k=${2:-30}
+media=target/bench-media
+mkdir -p "$media"
+
+make_media() { # NAME SIZE FRAMES
+  local ref=$media/$1_ref.yuv dist=$media/$1_dist.yuv
+  if [ ! -s "$dist" ] || [ "$(stat -c %s "$ref")" -ne $(( $3 * $(echo "$2" | tr x '*') * 3 / 2 )) ]; then
+    ffmpeg -v error -y -f lavfi -i "testsrc2=size=$2:rate=30" -frames:v "$3" -pix_fmt yuv420p -f rawvideo "$ref"
+    ffmpeg -v error -y -f rawvideo -pix_fmt yuv420p -s "$2" -i "$ref" \
+      -vf "gblur=sigma=1,noise=alls=8:allf=t" -pix_fmt yuv420p -f rawvideo "$dist"
+  fi
+}
+
+ffmpeg_rate() { # NAME SIZE FRAMES FILTER
+  local t0 t1
+  t0=$(date +%s.%N)
+  ffmpeg -v error -nostats -f rawvideo -pix_fmt yuv420p -s "$2" -i "$media/$1_ref.yuv" \
+    -f rawvideo -pix_fmt yuv420p -s "$2" -i "$media/$1_dist.yuv" -lavfi "$4" -f null -
+  t1=$(date +%s.%N)
+  echo "$3 / ($t1 - $t0)" | bc -l | xargs printf '%.1f'
+}
+
+ours() { # NAME SIZE PROPS
+  target/release/examples/bench --ref "$media/$1_ref.yuv" --dist "$media/$1_dist.yuv" --size "$2" --props "$3"
+}
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+for spec in "1080p 1920x1080 $n1080" "4k 3840x2160 $n4k"; do
+  set -- $spec
+  make_media "$1" "$2" "$3"
+  cat "$media/$1_ref.yuv" "$media/$1_dist.yuv" >/dev/null   # warm the page cache
+  ff_ssim=$(ffmpeg_rate "$1" "$2" "$3" "[0:v][1:v]ssim")
+  ff_both=$(ffmpeg_rate "$1" "$2" "$3" "[0:v]split[a][b];[1:v]split[c][d];[a][c]ssim;[b][d]psnr")
+  luma=$(ours "$1" "$2" "metrics=psnr+ssim channels=luma")
+  all=$(ours "$1" "$2" "metrics=psnr+ssim channels=all")
+  ms=$(ours "$1" "$2" "metrics=psnr+ssim+ms-ssim channels=luma")
+  r_luma=${luma%% *}
+  echo "== $1 ($2, $3 pairs)"
+  echo "  FFmpeg ssim (Y,U,V, 8x8 box):          $ff_ssim pairs/s"
+  echo "  FFmpeg ssim + psnr:                    $ff_both pairs/s"
+  echo "  comparesink psnr+ssim, luma:           $luma"
+  echo "  comparesink psnr+ssim, all planes:     $all"
+  echo "  comparesink psnr+ssim+ms-ssim, luma:   $ms"
+  echo "  ratio comparesink luma / FFmpeg ssim:  $(echo "$r_luma / $ff_ssim" | bc -l | xargs printf '%.2f')"
+done
