@@ -382,9 +382,12 @@ fn libtorch_backend_matches_the_native_kernel_with_batches() {
         assert_eq!(run.error, None);
         run.pairs
     };
-    let common = "metrics=mse+psnr+ssim+ms-ssim channels=all device=cpu";
-    let native = scores(&format!("{common} backend=native"));
-    let torch = scores(&format!("{common} backend=libtorch batch-size=4"));
+    let common = "metrics=mse+psnr+ssim+ms-ssim channels=all";
+    let native = scores(&format!("{common} device=cpu backend=native"));
+    let device = test_device();
+    let torch = scores(&format!(
+        "{common} device={device} backend=libtorch batch-size=4"
+    ));
     assert_eq!(native.len(), 7);
     assert_eq!(torch.len(), 7);
     for (a, b) in native.iter().zip(&torch) {
@@ -396,5 +399,29 @@ fn libtorch_backend_matches_the_native_kernel_with_batches() {
         }
         assert!((f64_field(a, "mse") - f64_field(b, "mse")).abs() < 1e-9 * f64_field(a, "mse"));
         assert_eq!(u64_field(a, "frame"), u64_field(b, "frame"));
+        assert_eq!(b.get::<&str>("device").unwrap(), device);
     }
+}
+
+#[test]
+fn auto_device_uses_cuda_exactly_when_libtorch_has_it() {
+    init();
+    let info = video_info(VideoFormat::Gray8, 32, 32, 25);
+    let caps = info.to_caps().unwrap();
+    let p = AppPipeline::new("device=auto", &caps, &caps);
+    let run = p.run(
+        vec![timed(frame(&info, pattern(0)), Some(0), Some(40))],
+        vec![timed(frame(&info, pattern(1)), Some(0), Some(40))],
+    );
+    assert_eq!(run.error, None);
+    let expected = if tch::Cuda::is_available() {
+        "cuda:0"
+    } else {
+        "cpu"
+    };
+    assert_eq!(run.pairs[0].get::<&str>("device").unwrap(), expected);
+    assert_eq!(
+        run.summary.unwrap().get::<&str>("device").unwrap(),
+        expected
+    );
 }

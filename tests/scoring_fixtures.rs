@@ -1,5 +1,8 @@
 //! The scoring engine against scores computed independently by scikit-image (SSIM),
-//! pytorch_msssim (MS-SSIM) and numpy (MSE, PSNR): see tests/fixtures/generate.py.
+//! pytorch_msssim (MS-SSIM) and numpy (MSE, PSNR): see tests/fixtures/generate.py. The
+//! libtorch backend runs on the device `GPUCOMPARE_TEST_DEVICE` names (default cpu).
+
+mod common;
 
 use gstgpucompare::scoring::{
     ChannelMode, ColorKind, Component, ImageView, Metrics, Options, Scores, native,
@@ -69,6 +72,18 @@ impl Image {
     }
 }
 
+fn device() -> tch::Device {
+    let name = common::test_device();
+    gstgpucompare::scoring::torch::parse_device(&name)
+        .unwrap_or_else(|| panic!("bad device {name}"))
+}
+
+#[test]
+fn the_test_device_is_usable() {
+    // On a GPU machine this fails when libtorch's CUDA backend was not linked.
+    gstgpucompare::scoring::torch::check_device(device()).unwrap();
+}
+
 fn expected() -> Value {
     let path = format!(
         "{}/tests/fixtures/expected.json",
@@ -129,11 +144,22 @@ fn run_case(case: &str, mode: ChannelMode) {
         metrics: ALL_METRICS,
         channels: mode,
     };
-    let got = native::score(&r.view(), &d.view(), &opts).unwrap();
-    check(case, mode, &got, "native");
-    let torch = TorchScorer::new(tch::Device::Cpu).unwrap();
-    let got = torch.score_batch(&[(r.view(), d.view())], &opts).unwrap();
-    check(case, mode, &got[0], "libtorch cpu");
+    let native = native::score(&r.view(), &d.view(), &opts).unwrap();
+    check(case, mode, &native, "native");
+    let torch = TorchScorer::new(device()).unwrap();
+    // Twice in one batch: batched pairs must not mix.
+    let got = torch
+        .score_batch(&[(r.view(), d.view()), (r.view(), d.view())], &opts)
+        .unwrap();
+    let name = format!("libtorch {}", common::test_device());
+    check(case, mode, &got[0], &name);
+    assert_eq!(got[0], got[1]);
+    // The two backends agree more closely than either agrees with the reference.
+    for (a, b) in [(native.ssim, got[0].ssim), (native.ms_ssim, got[0].ms_ssim)] {
+        if let (Some(a), Some(b)) = (a, b) {
+            assert!((a - b).abs() < 1e-5, "{case}: native {a} vs {name} {b}");
+        }
+    }
 }
 
 #[test]
@@ -174,7 +200,7 @@ fn identical_frames() {
         channels: ChannelMode::All,
     };
     let native = native::score(&r.view(), &r.view(), &opts).unwrap();
-    let torch = TorchScorer::new(tch::Device::Cpu).unwrap();
+    let torch = TorchScorer::new(device()).unwrap();
     let batch = torch.score_batch(&[(r.view(), r.view())], &opts).unwrap();
     for got in [&native, &batch[0]] {
         assert_eq!(got.mse, 0.0);

@@ -205,3 +205,9 @@ pub fn expected(case: &str, channels: &str) -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
     all[case][channels].clone()
 }
+
+/// The device the libtorch tests run on: `GPUCOMPARE_TEST_DEVICE` (the GPU bundle sets
+/// `cuda:0`), else `cpu`, where libtorch runs the same tensor code.
+pub fn test_device() -> String {
+    std::env::var("GPUCOMPARE_TEST_DEVICE").unwrap_or_else(|_| "cpu".into())
+}
