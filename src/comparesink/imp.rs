@@ -7,7 +7,7 @@ use gst::subclass::prelude::*;
 
 use super::input::{CompareInput, caps};
 use super::pairing::Side;
-use super::report::StatsFile;
+use super::report::{StatsFile, Threshold};
 use super::session::Session;
 use super::worker::{Backend, Scorer, spawn};
 use super::{CAT, CompareBackend, CompareChannels, CompareMetrics};
@@ -26,7 +26,7 @@ pub(super) struct Settings {
     device: String,
     backend: CompareBackend,
     batch_size: u32,
-    threshold: f64,
+    threshold: Threshold,
     stats_file: Option<String>,
     sync: bool,
     is_async: bool,
@@ -40,7 +40,7 @@ impl Default for Settings {
             device: DEFAULT_DEVICE.into(),
             backend: CompareBackend::default(),
             batch_size: DEFAULT_BATCH_SIZE,
-            threshold: DEFAULT_THRESHOLD,
+            threshold: Threshold::default(),
             stats_file: None,
             sync: false,
             is_async: true,
@@ -117,7 +117,7 @@ impl CompareSink {
         let scorer = Scorer::new(
             backend,
             options,
-            settings.threshold,
+            settings.threshold.clone(),
             stats,
             settings.batch_size as usize,
         );
@@ -255,7 +255,7 @@ impl ObjectImpl for CompareSink {
             }
             "backend" => s.backend = value.get().unwrap_or_default(),
             "batch-size" => s.batch_size = value.get().unwrap_or(DEFAULT_BATCH_SIZE),
-            "threshold" => s.threshold = value.get().unwrap_or(DEFAULT_THRESHOLD),
+            "threshold" => s.threshold.set(value.get().unwrap_or(DEFAULT_THRESHOLD)),
             "stats-file" => {
                 s.stats_file = value
                     .get::<Option<String>>()
@@ -290,7 +290,7 @@ impl ObjectImpl for CompareSink {
             "device" => s.device.to_value(),
             "backend" => s.backend.to_value(),
             "batch-size" => s.batch_size.to_value(),
-            "threshold" => s.threshold.to_value(),
+            "threshold" => s.threshold.get().to_value(),
             "stats-file" => s.stats_file.to_value(),
             "sync" => s.sync.to_value(),
             "async" => s.is_async.to_value(),

@@ -3,9 +3,32 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::scoring::{Metrics, Scores, psnr};
+
+/// The SSIM alert threshold, shared between the settings and the scoring thread so that
+/// it can change while playing.
+#[derive(Clone, Debug, Default)]
+pub struct Threshold(Arc<AtomicU64>);
+
+impl Threshold {
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+
+    pub fn set(&self, value: f64) {
+        self.0.store(value.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Whether a pair with this SSIM is an alert (never when the threshold is 0).
+    pub fn alerts(&self, ssim: Option<f64>) -> bool {
+        let t = self.get();
+        t > 0.0 && ssim.is_some_and(|v| v < t)
+    }
+}
 
 /// One scored pair, as reported.
 pub struct PairReport<'a> {

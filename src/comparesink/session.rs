@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
+use super::CAT;
 use super::pairing::{Outcome, Pairer, Side};
 
 /// Frames a side may queue while it waits for the other side (backpressure beyond this).
@@ -118,12 +119,29 @@ impl Session {
                 Outcome::Pair {
                     reference,
                     distorted,
-                } => st.pending.push_back(Job::Pair(Box::new(Pair {
-                    reference,
-                    distorted,
-                }))),
-                Outcome::UnpairedReference => st.unpaired[0] += 1,
-                Outcome::UnpairedDistorted => st.unpaired[1] += 1,
+                } => {
+                    gst::trace!(
+                        CAT,
+                        "paired reference at {:?} ns with distorted at {:?} ns",
+                        reference.running_time,
+                        distorted.running_time
+                    );
+                    st.pending.push_back(Job::Pair(Box::new(Pair {
+                        reference,
+                        distorted,
+                    })))
+                }
+                Outcome::UnpairedReference => {
+                    gst::debug!(CAT, "a reference frame has no distorted frame covering it");
+                    st.unpaired[0] += 1;
+                }
+                Outcome::UnpairedDistorted => {
+                    gst::debug!(
+                        CAT,
+                        "a distorted frame was not paired with any reference frame"
+                    );
+                    st.unpaired[1] += 1;
+                }
             }
         }
         if st.pairer.is_eos(Side::Reference)

@@ -9,7 +9,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_video::prelude::*;
 
-use super::report::{PairReport, StatsFile, Summary, similarity_structure};
+use super::report::{PairReport, StatsFile, Summary, Threshold, similarity_structure};
 use super::session::{Frame, Job, Pair, Session};
 use super::{CAT, CompareBackend, CompareSink};
 use crate::scoring::torch::{
@@ -67,7 +67,7 @@ impl Backend {
 pub struct Scorer {
     pub backend: Backend,
     pub options: Options,
-    pub threshold: f64,
+    pub threshold: Threshold,
     pub stats: Option<StatsFile>,
     pub batch_size: usize,
     device: String,
@@ -85,7 +85,7 @@ impl Scorer {
     pub fn new(
         backend: Backend,
         options: Options,
-        threshold: f64,
+        threshold: Threshold,
         stats: Option<StatsFile>,
         batch_size: usize,
     ) -> Self {
@@ -203,7 +203,7 @@ fn score_pairs(element: &CompareSink, scorer: &mut Scorer, pairs: &[Pair]) -> Re
                 )
             );
         }
-        let alert = scorer.threshold > 0.0 && s.ssim.is_some_and(|v| v < scorer.threshold);
+        let alert = scorer.threshold.alerts(s.ssim);
         let report = PairReport {
             frame: scorer.next_frame,
             pts: r.pts,
