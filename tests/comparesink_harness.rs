@@ -179,3 +179,57 @@ fn live_sources_with_clock_sync() {
             .all(|s| s.get::<f64>("psnr").unwrap().is_finite())
     );
 }
+
+#[test]
+fn a_flushing_seek_restarts_pairing_without_hanging() {
+    init();
+    let pipeline = gst::parse::launch(
+        "videotestsrc ! video/x-raw,width=64,height=48,framerate=30/1 ! tee name=t \
+         t. ! queue ! c.reference t. ! queue ! videobalance contrast=0.8 ! c.distorted comparesink name=c",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let (mut pairs, mut after_seek, mut seeked, mut summary) = (0u64, 0, false, None);
+    while let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(30)) {
+        match msg.view() {
+            gst::MessageView::Element(e) => {
+                let Some(s) = e.structure() else { continue };
+                match s.name().as_str() {
+                    "similarity" => {
+                        pairs += 1;
+                        if s.get::<u64>("pts").unwrap() >= 1_000_000_000 {
+                            after_seek += 1;
+                        }
+                        if pairs == 10 && !seeked {
+                            seeked = true;
+                            // Play [1 s, 1.5 s) of the stream: 15 frames at 30 fps.
+                            pipeline
+                                .seek(
+                                    1.0,
+                                    gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+                                    gst::SeekType::Set,
+                                    gst::ClockTime::from_mseconds(1000),
+                                    gst::SeekType::Set,
+                                    gst::ClockTime::from_mseconds(1500),
+                                )
+                                .unwrap();
+                        }
+                    }
+                    "similarity-summary" => summary = Some(s.to_owned()),
+                    _ => {}
+                }
+            }
+            gst::MessageView::Error(e) => panic!("{}", e.error()),
+            gst::MessageView::Eos(_) => break,
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(seeked);
+    assert_eq!(after_seek, 15);
+    let summary = summary.expect("a summary before EOS");
+    assert_eq!(summary.get::<u64>("frames").unwrap(), pairs);
+}
