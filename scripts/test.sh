@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Sets everything up, then runs the whole test suite: formatting, lints, the unit,
-# element and pipeline tests, and the meson build.
+# element and pipeline tests, the examples' build and the meson build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
-cargo test --all-targets
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --lib --tests 2>&1 | tee "$log"
+cargo build --examples
 scripts/meson-check.sh
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
