@@ -7,6 +7,7 @@
 use gst::glib;
 
 pub mod comparesink;
+pub mod memory;
 pub mod scoring;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
