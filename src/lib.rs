@@ -1,6 +1,7 @@
 //! GStreamer elements that compare video frames on the GPU (or CPU) within bounded memory.
 //!
 //! - `comparesink`: scores reference/distorted frame pairs (MSE, PSNR, SSIM, MS-SSIM).
+//! - `vramscale`: rescales frames to a quality tier chosen from GPU memory usage.
 //!
 //! The scoring engine ([`scoring`]) is GStreamer-free and can be used on its own.
 
@@ -9,9 +10,11 @@ use gst::glib;
 pub mod comparesink;
 pub mod memory;
 pub mod scoring;
+pub mod vramscale;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    comparesink::register(plugin)
+    comparesink::register(plugin)?;
+    vramscale::register(plugin)
 }
 
 gst::plugin_define!(
