@@ -126,7 +126,7 @@ impl Default for Thresholds {
 impl Thresholds {
     /// Checks that the thresholds make sense together.
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.warning < self.critical) {
+        if self.warning >= self.critical || self.warning.is_nan() || self.critical.is_nan() {
             return Err(format!(
                 "warning-threshold ({}) must be below critical-threshold ({})",
                 self.warning, self.critical
