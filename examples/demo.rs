@@ -1,5 +1,8 @@
-//! Compares a generated reference stream with a degraded copy (downscaled, JPEG-compressed,
-//! desaturated) through `comparesink`, printing each frame's scores and the summary.
+//! Compares a generated reference stream with a degraded copy through `comparesink`,
+//! printing each frame's scores and the summary. The copy goes through `vramscale`, whose
+//! simulated GPU memory usage rises (0.5, then 0.85, then 0.95) and falls (0.3) as the
+//! stream plays: each tier change scales the copy down or back up mid-stream, and the
+//! application applies the tier's JPEG-quality hint to the encoder that follows.
 //!
 //! cargo run --release --example demo -- [--frames N] [--size WxH] [--device D] [--stats FILE]
 
@@ -15,7 +18,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        frames: 90,
+        frames: 120,
         width: 1280,
         height: 720,
         device: "auto".into(),
@@ -57,6 +60,31 @@ fn main() {
     }
 }
 
+/// Raises and lowers the simulated GPU memory usage as frames reach `vramscale`.
+fn drive_simulated_usage(
+    pipeline: &gst::Pipeline,
+    frames: u32,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let vram = pipeline.by_name("vram").ok_or("no vramscale")?;
+    let weak = vram.downgrade();
+    let seen = std::sync::atomic::AtomicU32::new(0);
+    let quarter = (frames / 4).max(1);
+    vram.static_pad("sink").ok_or("no sink pad")?.add_probe(
+        gst::PadProbeType::BUFFER,
+        move |_, _| {
+            let i = seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i % quarter == 0
+                && let Some(v) = weak.upgrade()
+            {
+                let usage = [0.5, 0.85, 0.95, 0.3][(i / quarter).min(3) as usize];
+                v.set_property("simulated-usage", usage);
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    Ok(())
+}
+
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     gst::init()?;
     gstgpucompare::plugin_register_static()?;
@@ -70,18 +98,21 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         "videotestsrc num-buffers={n} pattern=smpte horizontal-speed=4 \
            ! video/x-raw,format=I420,width={w},height={h},framerate=30/1 ! tee name=t \
          t. ! queue ! cmp.reference \
-         t. ! queue ! videoconvertscale ! video/x-raw,width={dw},height={dh} \
-           ! jpegenc quality=40 ! jpegdec ! videobalance saturation=0.8 ! queue ! cmp.distorted \
+         t. ! queue ! vramscale name=vram memory-source=simulated min-dwell=0 \
+           ! jpegenc name=enc ! jpegdec ! videobalance saturation=0.8 ! queue ! cmp.distorted \
          comparesink name=cmp metrics=psnr+ssim+ms-ssim device={device} {stats}",
         n = args.frames,
-        dw = (w / 2).max(16) & !1,
-        dh = (h / 2).max(16) & !1,
         device = args.device,
     );
-    println!("Comparing {w}x{h} testsrc frames with a half-size, JPEG-40, desaturated copy\n");
+    println!(
+        "Comparing {w}x{h} testsrc frames with a copy scaled by vramscale's memory tier, \
+         JPEG-compressed at the tier's quality and desaturated\n"
+    );
     let pipeline = gst::parse::launch(&desc)?
         .downcast::<gst::Pipeline>()
         .map_err(|_| "not a pipeline")?;
+    drive_simulated_usage(&pipeline, args.frames)?;
+    let encoder = pipeline.by_name("enc").ok_or("no encoder")?;
     let bus = pipeline.bus().ok_or("no bus")?;
     pipeline.set_state(gst::State::Playing)?;
     let result = loop {
@@ -92,6 +123,19 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             gst::MessageView::Element(e) => {
                 let Some(s) = e.structure() else { continue };
                 match s.name().as_str() {
+                    "vram-tier" => {
+                        // The tier's quality hint goes to the encoder after the scaler.
+                        let quality = s.get::<i32>("quality")?;
+                        encoder.set_property("quality", quality);
+                        println!(
+                            "-- vramscale: tier {} at usage {:.2} ({}): frames now {}x{}, JPEG quality {quality}",
+                            s.get::<&str>("tier")?,
+                            s.get::<f64>("usage")?,
+                            s.get::<&str>("source")?,
+                            s.get::<i32>("width")?,
+                            s.get::<i32>("height")?,
+                        );
+                    }
                     "similarity" => println!(
                         "frame {:3}  {:5.2}s  PSNR {:6.2} dB  SSIM {:.4}  MS-SSIM {:.4}  ({}x{} on {})",
                         s.get::<u64>("frame")?,

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Throughput of comparesink next to FFmpeg's ssim filter, on the same raw I420 frames
-# (testsrc2 against a blurred, noisy copy), in one run. Media is generated once into
-# target/bench-media. Usage: scripts/bench.sh [FRAMES_1080P] [FRAMES_4K]
+# (testsrc2 against a blurred, noisy copy), then vramscale next to videoconvertscale and
+# identity, in one run. Media is generated once into target/bench-media.
+# Usage: scripts/bench.sh [FRAMES_1080P] [FRAMES_4K]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
-cargo build -q --release --example bench
+cargo build -q --release --example bench --example scale_bench
 n1080=${1:-120}
 n4k=${2:-30}
 media=target/bench-media
@@ -52,3 +53,6 @@ for spec in "1080p 1920x1080 $n1080" "4k 3840x2160 $n4k"; do
   echo "  comparesink psnr+ssim+ms-ssim, luma:   $ms"
   echo "  ratio comparesink luma / FFmpeg ssim:  $(echo "$r_luma / $ff_ssim" | bc -l | xargs printf '%.2f')"
 done
+
+echo "== vramscale"
+target/release/examples/scale_bench 200 50000
