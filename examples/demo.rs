@@ -73,7 +73,7 @@ fn drive_simulated_usage(
         gst::PadProbeType::BUFFER,
         move |_, _| {
             let i = seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if i % quarter == 0
+            if i.is_multiple_of(quarter)
                 && let Some(v) = weak.upgrade()
             {
                 let usage = [0.5, 0.85, 0.95, 0.3][(i / quarter).min(3) as usize];
