@@ -12,6 +12,8 @@
 //!   frames too small for five scales use as many as fit, with renormalised weights.
 //! - PSNR = 10·log10(MAX²/MSE) over all compared samples; +inf for identical inputs.
 
+pub mod budget;
+pub mod budgeted;
 mod image;
 pub mod native;
 pub mod torch;
@@ -90,6 +92,8 @@ pub enum Error {
     Mismatch(String),
     /// The backend failed (for libtorch: out of memory, missing device, ...).
     Backend(String),
+    /// The memory budget cannot hold the smallest unit of work.
+    Budget(String),
 }
 
 impl fmt::Display for Error {
@@ -97,6 +101,7 @@ impl fmt::Display for Error {
         match self {
             Error::Mismatch(s) => write!(f, "images cannot be compared: {s}"),
             Error::Backend(s) => write!(f, "scoring backend failed: {s}"),
+            Error::Budget(s) => write!(f, "memory budget too small: {s}"),
         }
     }
 }
@@ -107,6 +112,30 @@ impl From<tch::TchError> for Error {
     fn from(e: tch::TchError) -> Self {
         Error::Backend(e.to_string())
     }
+}
+
+impl Error {
+    /// Whether this is a memory allocation failure worth retrying with less memory.
+    pub fn is_out_of_memory(&self) -> bool {
+        match self {
+            Error::Backend(s) => {
+                let s = s.to_ascii_lowercase();
+                s.contains("out of memory") || s.contains("can't allocate memory")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Memory a scored pair used, by the engine's own accounting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Bands each plane was split into (1: whole frames).
+    pub tiles: u32,
+    /// Peak working bytes of the batch the pair was scored in.
+    pub bytes: u64,
+    /// Pairs scored together.
+    pub batch: usize,
 }
 
 /// Options shared by every backend.

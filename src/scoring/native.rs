@@ -13,8 +13,8 @@ use rayon::prelude::*;
 use super::image::{LUMA_WEIGHTS, PlaneSource};
 use super::window::{WINDOW, gaussian, ms_ssim_scales, pooled};
 use super::{
-    Error, ImageView, Options, PlaneScores, Scores, combine, ms_ssim_combine, planes_for,
-    ssim_constants,
+    Error, ImageView, Options, PlaneGeometry, PlaneScores, Scores, Usage, combine, ms_ssim_combine,
+    planes_for, ssim_constants,
 };
 
 /// Rows of samples as f32, read on demand: a plane of an image (converted row by row, so
@@ -24,6 +24,74 @@ pub trait RowSource: Sync {
     fn height(&self) -> usize;
     /// Writes row `y` into `out` (`out.len() == width`).
     fn read_row(&self, y: usize, out: &mut [f32]);
+}
+
+impl<T: RowSource + ?Sized> RowSource for &T {
+    fn width(&self) -> usize {
+        (**self).width()
+    }
+
+    fn height(&self) -> usize {
+        (**self).height()
+    }
+
+    fn read_row(&self, y: usize, out: &mut [f32]) {
+        (**self).read_row(y, out)
+    }
+}
+
+impl<T: RowSource + ?Sized> RowSource for Box<T> {
+    fn width(&self) -> usize {
+        (**self).width()
+    }
+
+    fn height(&self) -> usize {
+        (**self).height()
+    }
+
+    fn read_row(&self, y: usize, out: &mut [f32]) {
+        (**self).read_row(y, out)
+    }
+}
+
+/// A 2×2-average-pooled view of a row source, computed row by row when read (no pooled
+/// plane is stored): the same values as [`Plane::pooled`].
+pub struct Pooled<'a> {
+    src: Box<dyn RowSource + 'a>,
+}
+
+impl<'a> Pooled<'a> {
+    pub fn new(src: Box<dyn RowSource + 'a>) -> Self {
+        Pooled { src }
+    }
+}
+
+impl RowSource for Pooled<'_> {
+    fn width(&self) -> usize {
+        pooled(self.src.width())
+    }
+
+    fn height(&self) -> usize {
+        pooled(self.src.height())
+    }
+
+    fn read_row(&self, j: usize, out: &mut [f32]) {
+        let (w, h) = (self.src.width(), self.src.height());
+        let (px, py) = (w % 2, h % 2);
+        let mut pair = vec![0f32; 2 * (w + 2)];
+        let (top, bottom) = pair.split_at_mut(w + 2);
+        for (dy, row) in [top, bottom].into_iter().enumerate() {
+            match (2 * j + dy).checked_sub(py).filter(|y| *y < h) {
+                Some(y) => self.src.read_row(y, &mut row[px..px + w]),
+                None => row.fill(0.0),
+            }
+        }
+        let (top, bottom) = pair.split_at(w + 2);
+        for (i, o) in out.iter_mut().enumerate() {
+            let x = 2 * i;
+            *o = (top[x] + top[x + 1] + bottom[x] + bottom[x + 1]) / 4.0;
+        }
+    }
 }
 
 /// One compared plane of an image.
@@ -101,29 +169,12 @@ impl Plane {
     /// both ends, and the padding counts in the average (PyTorch's
     /// `avg_pool2d(x, 2, padding=n % 2)`).
     pub fn pooled<R: RowSource>(src: &R) -> Plane {
-        let (w, h) = (src.width(), src.height());
-        let (pw, ph) = (pooled(w), pooled(h));
-        let (px, py) = (w % 2, h % 2);
+        let view = Pooled::new(Box::new(src));
+        let (pw, ph) = (view.width(), view.height());
         let mut data = vec![0f32; pw * ph];
         data.par_chunks_mut(pw.max(1))
             .enumerate()
-            .for_each(|(j, out)| {
-                // Padded input rows 2j and 2j + 1 are source rows 2j - py and 2j + 1 - py.
-                let mut pair = vec![0f32; 2 * (w + 2)];
-                let (top, bottom) = pair.split_at_mut(w + 2);
-                for (dy, row) in [top, bottom].into_iter().enumerate() {
-                    let y = (2 * j + dy).checked_sub(py);
-                    match y.filter(|y| *y < h) {
-                        Some(y) => src.read_row(y, &mut row[px..px + w]),
-                        None => row.fill(0.0),
-                    }
-                }
-                let (top, bottom) = pair.split_at(w + 2);
-                for (i, o) in out.iter_mut().enumerate() {
-                    let x = 2 * i;
-                    *o = (top[x] + top[x + 1] + bottom[x] + bottom[x + 1]) / 4.0;
-                }
-            });
+            .for_each(|(j, out)| view.read_row(j, out));
         Plane {
             width: pw,
             height: ph,
@@ -169,7 +220,7 @@ fn squared_difference_sum(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// A rough mean of a plane (every eighth row), the shift applied before the moments.
-fn rough_mean<R: RowSource>(x: &R) -> f32 {
+pub(crate) fn rough_mean<R: RowSource>(x: &R) -> f32 {
     let mut row = vec![0f32; x.width()];
     let (mut sum, mut n) = (0f64, 0usize);
     for y in (0..x.height()).step_by(8) {
@@ -390,12 +441,28 @@ fn strip_generic<M: MulAdd, R: RowSource>(
     m
 }
 
-/// Scores of one plane pair.
+/// Working memory of the kernel on planes `width` wide: the strips that run at once.
+pub fn strip_bytes(width: usize) -> u64 {
+    let ow = width.saturating_sub(WINDOW - 1);
+    let floats = (WINDOW + 1) * MAPS * ow + MAPS * width + 2 * ow;
+    (rayon::current_num_threads() * floats * 4) as u64
+}
+
+/// Memory of the pooled planes MS-SSIM keeps for a `width`×`height` plane pair: the two
+/// planes of one scale while the next is made.
+pub fn pooled_plane_bytes(width: usize, height: usize) -> u64 {
+    let scale1 = (pooled(width) * pooled(height)) as u64;
+    2 * 4 * (scale1 + scale1 / 4)
+}
+
+/// Scores of one plane pair. MS-SSIM's pooled planes are stored when `keep_pooled`, and
+/// otherwise recomputed row by row from the full-size plane as they are read.
 pub(crate) fn plane_scores<R: RowSource>(
     x: &R,
     y: &R,
     opts: &Options,
     max_value: f64,
+    keep_pooled: bool,
 ) -> PlaneScores {
     let samples = (x.width() * x.height()) as u64;
     let fits = x.width() >= WINDOW && x.height() >= WINDOW;
@@ -417,15 +484,26 @@ pub(crate) fn plane_scores<R: RowSource>(
         let scales = ms_ssim_scales(x.width(), x.height());
         let mut cs = Vec::with_capacity(scales as usize);
         let mut last = first;
-        let mut planes: Option<(Plane, Plane)> = None;
-        for _ in 1..scales {
-            cs.push(last.cs);
-            let (px, py) = match &planes {
-                None => rayon::join(|| Plane::pooled(x), || Plane::pooled(y)),
-                Some((a, b)) => rayon::join(|| Plane::pooled(a), || Plane::pooled(b)),
-            };
-            last = ssim_cs(&px, &py, max_value);
-            planes = Some((px, py));
+        if keep_pooled {
+            let mut planes: Option<(Plane, Plane)> = None;
+            for _ in 1..scales {
+                cs.push(last.cs);
+                let (px, py) = match &planes {
+                    None => rayon::join(|| Plane::pooled(x), || Plane::pooled(y)),
+                    Some((a, b)) => rayon::join(|| Plane::pooled(a), || Plane::pooled(b)),
+                };
+                last = ssim_cs(&px, &py, max_value);
+                planes = Some((px, py));
+            }
+        } else {
+            let mut px: Box<dyn RowSource + '_> = Box::new(x);
+            let mut py: Box<dyn RowSource + '_> = Box::new(y);
+            for _ in 1..scales {
+                cs.push(last.cs);
+                px = Box::new(Pooled::new(px));
+                py = Box::new(Pooled::new(py));
+                last = ssim_cs(&px, &py, max_value);
+            }
         }
         scores.ms_ssim = Some((ms_ssim_combine(&cs, last.ssim), scales));
     }
@@ -438,21 +516,62 @@ pub fn score(
     distorted: &ImageView<'_>,
     opts: &Options,
 ) -> Result<Scores, Error> {
+    score_within(reference, distorted, opts, 0).map(|(s, _)| s)
+}
+
+/// Scores one image pair on the CPU within `budget` bytes of working memory (0 =
+/// unlimited), and says how much it used.
+pub fn score_within(
+    reference: &ImageView<'_>,
+    distorted: &ImageView<'_>,
+    opts: &Options,
+    budget: u64,
+) -> Result<(Scores, Usage), Error> {
     reference.check_comparable(distorted, opts.channels)?;
     let max_value = reference.max_value();
-    let planes: Vec<PlaneScores> = planes_for(reference.kind, opts.channels)
+    let sources: Vec<_> = planes_for(reference.kind, opts.channels)
         .into_iter()
         .zip(planes_for(distorted.kind, opts.channels))
+        .collect();
+    let widest = sources
+        .iter()
+        .map(|(s, _)| reference.geometry(*s))
+        .max_by_key(|g| g.width * g.height)
+        .unwrap_or(PlaneGeometry {
+            width: 0,
+            height: 0,
+        });
+    let base = strip_bytes(widest.width);
+    if budget > 0 && base > budget {
+        return Err(Error::Budget(format!(
+            "the CPU kernel needs {base} bytes for {}-pixel-wide planes, the budget is {budget}",
+            widest.width
+        )));
+    }
+    let pooled = if opts.metrics.ms_ssim {
+        pooled_plane_bytes(widest.width, widest.height)
+    } else {
+        0
+    };
+    let keep_pooled = budget == 0 || base + pooled <= budget;
+    let planes: Vec<PlaneScores> = sources
+        .into_iter()
         .map(|(sa, sb)| {
             plane_scores(
                 &ImagePlane::new(reference, sa),
                 &ImagePlane::new(distorted, sb),
                 opts,
                 max_value,
+                keep_pooled,
             )
         })
         .collect();
-    Ok(combine(&planes, max_value))
+    let usage = Usage {
+        tiles: 1,
+        bytes: base + if keep_pooled { pooled } else { 0 },
+        batch: 1,
+    };
+    Ok((combine(&planes, max_value), usage))
 }
 
 #[cfg(test)]

@@ -4,12 +4,16 @@
 //! Samples go to the device as 8-bit (or 16-bit) integers; colour handling, filtering and
 //! reductions happen there, and the scores of a whole batch come back in one read.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use tch::{Device, Kind, Tensor};
 
+use super::budget::band_bytes;
 use super::image::{Component, LUMA_WEIGHTS, PlaneSource};
+use super::native::{ImagePlane, Moments, Pooled, RowSource, rough_mean};
 use super::window::{WINDOW, gaussian, ms_ssim_scales};
 use super::{
-    Error, ImageView, Options, PlaneScores, Scores, combine, ms_ssim_combine, planes_for,
+    Error, ImageView, Options, PlaneScores, Scores, Usage, combine, ms_ssim_combine, planes_for,
     ssim_constants,
 };
 
@@ -22,6 +26,8 @@ pub struct TorchScorer {
     /// Depthwise separable Gaussian: [MAPS, 1, 1, 11] and [MAPS, 1, 11, 1].
     horizontal: Tensor,
     vertical: Tensor,
+    /// Fault injection: this many coming device allocations fail as out of memory.
+    failures_to_inject: AtomicU32,
 }
 
 /// Parses a device name: `cpu`, `cuda` (device 0) or `cuda:N`.
@@ -87,7 +93,28 @@ impl TorchScorer {
             device,
             horizontal,
             vertical,
+            failures_to_inject: AtomicU32::new(0),
         })
+    }
+
+    /// Makes the next `n` device allocations fail as if the device were out of memory
+    /// (for testing recovery).
+    pub fn inject_allocation_failures(&self, n: u32) {
+        self.failures_to_inject.store(n, Ordering::SeqCst);
+    }
+
+    /// Where the engine allocates on the device: fails when a failure is injected.
+    fn allocation_point(&self) -> Result<(), Error> {
+        let injected = self
+            .failures_to_inject
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if injected {
+            return Err(Error::Backend(
+                "injected allocation failure: out of memory".into(),
+            ));
+        }
+        Ok(())
     }
 
     pub fn device(&self) -> Device {
@@ -240,6 +267,7 @@ impl TorchScorer {
         &self,
         components: impl Iterator<Item = (&'a Component<'b>, u32)>,
     ) -> Result<Tensor, Error> {
+        self.allocation_point()?;
         let mut bytes = Vec::new();
         let (mut batch, mut width, mut height, mut depth) = (0i64, 0, 0, 8);
         for (c, d) in components {
@@ -269,23 +297,42 @@ impl TorchScorer {
 
     /// Per-image mean SSIM and mean contrast-structure term, as two [batch] tensors.
     fn ssim_cs(&self, x: &Tensor, y: &Tensor, max_value: f64) -> Result<(Tensor, Tensor), Error> {
-        let (c1, c2) = ssim_constants(max_value);
         // Shift by the reference's mean so that E[x²] − E[x]² keeps its precision.
         let offset = x.f_mean_dim(&[1i64, 2, 3][..], true, Kind::Float)?;
-        let xs = x.f_sub(&offset)?;
-        let ys = y.f_sub(&offset)?;
-        let maps = Tensor::f_cat(
-            &[&xs, &ys, &xs.f_mul(&xs)?, &ys.f_mul(&ys)?, &xs.f_mul(&ys)?],
-            1,
-        )?;
-        let filtered = self.filter(&maps)?;
+        let (ssim, cs) = self.ssim_cs_maps(x, y, &offset, max_value)?;
+        Ok((
+            ssim.f_mean_dim(&[1i64, 2, 3][..], false, Kind::Double)?,
+            cs.f_mean_dim(&[1i64, 2, 3][..], false, Kind::Double)?,
+        ))
+    }
+
+    /// The SSIM and contrast-structure maps over the valid region, samples shifted by
+    /// `offset` (a scalar or one value per image).
+    fn ssim_cs_maps(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        offset: &Tensor,
+        max_value: f64,
+    ) -> Result<(Tensor, Tensor), Error> {
+        self.allocation_point()?;
+        let (c1, c2) = ssim_constants(max_value);
+        let filtered = {
+            let xs = x.f_sub(offset)?;
+            let ys = y.f_sub(offset)?;
+            let maps = Tensor::f_cat(
+                &[&xs, &ys, &xs.f_mul(&xs)?, &ys.f_mul(&ys)?, &xs.f_mul(&ys)?],
+                1,
+            )?;
+            self.filter(&maps)?
+        };
         let map = |i: i64| filtered.f_narrow(1, i, 1);
         let (mx, my, mxx, myy, mxy) = (map(0)?, map(1)?, map(2)?, map(3)?, map(4)?);
         let vx = mxx.f_sub(&mx.f_mul(&mx)?)?;
         let vy = myy.f_sub(&my.f_mul(&my)?)?;
         let cov = mxy.f_sub(&mx.f_mul(&my)?)?;
-        let ux = mx.f_add(&offset)?;
-        let uy = my.f_add(&offset)?;
+        let ux = mx.f_add(offset)?;
+        let uy = my.f_add(offset)?;
         let cs = cov
             .f_mul_scalar(2.0)?
             .f_add_scalar(c2)?
@@ -295,11 +342,134 @@ impl TorchScorer {
             .f_mul_scalar(2.0)?
             .f_add_scalar(c1)?
             .f_div(&ux.f_mul(&ux)?.f_add(&uy.f_mul(&uy)?)?.f_add_scalar(c1)?)?;
-        let ssim = luminance.f_mul(&cs)?;
-        Ok((
-            ssim.f_mean_dim(&[1i64, 2, 3][..], false, Kind::Double)?,
-            cs.f_mean_dim(&[1i64, 2, 3][..], false, Kind::Double)?,
-        ))
+        Ok((luminance.f_mul(&cs)?, cs))
+    }
+
+    /// Scores one pair in horizontal bands of `band_rows` output rows (plus the window's
+    /// halo), plane by plane and, for MS-SSIM, scale by scale: the sums over bands equal
+    /// the whole-frame result. Pooled scales are computed on the host as they are read.
+    pub fn score_banded(
+        &self,
+        reference: &ImageView<'_>,
+        distorted: &ImageView<'_>,
+        opts: &Options,
+        band_rows: usize,
+    ) -> Result<(Scores, Usage), Error> {
+        reference.check_comparable(distorted, opts.channels)?;
+        let _guard = tch::no_grad_guard();
+        let max_value = reference.max_value();
+        let mut usage = Usage {
+            tiles: 0,
+            bytes: 0,
+            batch: 1,
+        };
+        let mut planes = Vec::new();
+        for (sa, sb) in planes_for(reference.kind, opts.channels)
+            .into_iter()
+            .zip(planes_for(distorted.kind, opts.channels))
+        {
+            let x = ImagePlane::new(reference, sa);
+            let y = ImagePlane::new(distorted, sb);
+            planes.push(self.plane_banded(&x, &y, opts, max_value, band_rows, &mut usage)?);
+        }
+        Ok((combine(&planes, max_value), usage))
+    }
+
+    fn plane_banded(
+        &self,
+        x: &dyn RowSource,
+        y: &dyn RowSource,
+        opts: &Options,
+        max_value: f64,
+        band_rows: usize,
+        usage: &mut Usage,
+    ) -> Result<PlaneScores, Error> {
+        let samples = (x.width() * x.height()) as u64;
+        let fits = x.width() >= WINDOW && x.height() >= WINDOW;
+        let structural = fits && (opts.metrics.ssim || opts.metrics.ms_ssim);
+        let first = self.moments_banded(x, y, max_value, band_rows, structural, usage)?;
+        let mut scores = PlaneScores {
+            sse: first.sse,
+            samples,
+            ssim: (fits && opts.metrics.ssim).then_some(first.ssim),
+            ms_ssim: None,
+        };
+        if fits && opts.metrics.ms_ssim {
+            let scales = ms_ssim_scales(x.width(), x.height());
+            let mut cs = Vec::new();
+            let mut last = first;
+            let mut px: Box<dyn RowSource + '_> = Box::new(x);
+            let mut py: Box<dyn RowSource + '_> = Box::new(y);
+            for _ in 1..scales {
+                cs.push(last.cs);
+                px = Box::new(Pooled::new(px));
+                py = Box::new(Pooled::new(py));
+                last = self.moments_banded(&px, &py, max_value, band_rows, true, usage)?;
+            }
+            scores.ms_ssim = Some((ms_ssim_combine(&cs, last.ssim), scales));
+        }
+        Ok(scores)
+    }
+
+    /// Mean SSIM and CS and the squared error of one plane pair, band by band.
+    fn moments_banded(
+        &self,
+        x: &dyn RowSource,
+        y: &dyn RowSource,
+        max_value: f64,
+        band_rows: usize,
+        with_ssim: bool,
+        usage: &mut Usage,
+    ) -> Result<Moments, Error> {
+        let (w, h) = (x.width(), x.height());
+        let halo = if with_ssim { WINDOW - 1 } else { 0 };
+        let out_h = h - halo;
+        let offset = Tensor::from(rough_mean(&x)).f_to_device(self.device)?;
+        let mut m = Moments::default();
+        let band_rows = band_rows.max(1);
+        let mut r0 = 0;
+        while r0 < out_h {
+            let r1 = (r0 + band_rows).min(out_h);
+            let rows = r1 - r0 + halo;
+            let mut xb = vec![0f32; rows * w];
+            let mut yb = vec![0f32; rows * w];
+            for (i, (xr, yr)) in xb.chunks_mut(w).zip(yb.chunks_mut(w)).enumerate() {
+                x.read_row(r0 + i, xr);
+                y.read_row(r0 + i, yr);
+            }
+            // The squared error of the band's own rows (the last band's halo too).
+            let own = if r1 == out_h { rows } else { r1 - r0 };
+            m.sse += xb[..own * w]
+                .iter()
+                .zip(&yb[..own * w])
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum::<f64>();
+            usage.tiles += 1;
+            usage.bytes = usage.bytes.max(band_bytes(w, rows - halo));
+            if with_ssim {
+                self.allocation_point()?;
+                let shape = [1, 1, rows as i64, w as i64];
+                let xt = Tensor::f_from_slice(&xb)?
+                    .f_view(shape)?
+                    .f_to_device(self.device)?;
+                let yt = Tensor::f_from_slice(&yb)?
+                    .f_view(shape)?
+                    .f_to_device(self.device)?;
+                let (ssim, cs) = self.ssim_cs_maps(&xt, &yt, &offset, max_value)?;
+                let sums =
+                    Tensor::f_stack(&[ssim.f_sum(Kind::Double)?, cs.f_sum(Kind::Double)?], 0)?;
+                let sums: Vec<f64> = Vec::try_from(&sums.f_to_device(Device::Cpu)?)?;
+                m.ssim += sums[0];
+                m.cs += sums[1];
+            }
+            r0 = r1;
+        }
+        if with_ssim {
+            let n = (out_h * (w - (WINDOW - 1))) as f64;
+            m.ssim /= n;
+            m.cs /= n;
+        }
+        Ok(m)
     }
 
     /// Valid-region separable Gaussian over the MAPS channels, in full float32 (no TF32).
