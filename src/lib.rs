@@ -9,6 +9,7 @@ use gst::glib;
 
 pub mod comparesink;
 pub mod memory;
+pub mod memory_source;
 pub mod scoring;
 pub mod vramscale;
 

@@ -1,3 +1,4 @@
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -6,11 +7,15 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::input::{CompareInput, caps};
+use super::memory::MemoryPolicy;
 use super::pairing::Side;
 use super::report::{StatsFile, Threshold};
 use super::session::Session;
 use super::worker::{Backend, Scorer, spawn};
-use super::{CAT, CompareBackend, CompareChannels, CompareMetrics};
+use super::{CAT, CompareBackend, CompareChannels, CompareMetrics, CompareQuality};
+use crate::memory::SimulatedUsage;
+use crate::memory::tiers::TierTable;
+use crate::memory_source::MemorySource;
 use crate::scoring::{ChannelMode, Metrics, Options};
 
 const DEFAULT_METRICS: CompareMetrics = CompareMetrics::PSNR.union(CompareMetrics::SSIM);
@@ -30,6 +35,10 @@ pub(super) struct Settings {
     stats_file: Option<String>,
     sync: bool,
     is_async: bool,
+    memory_budget: u64,
+    quality: CompareQuality,
+    memory_source: MemorySource,
+    tiers: String,
 }
 
 impl Default for Settings {
@@ -44,6 +53,10 @@ impl Default for Settings {
             stats_file: None,
             sync: false,
             is_async: true,
+            memory_budget: 0,
+            quality: CompareQuality::default(),
+            memory_source: MemorySource::default(),
+            tiers: TierTable::default().to_string(),
         }
     }
 }
@@ -73,6 +86,8 @@ struct Running {
 
 pub struct CompareSink {
     settings: Mutex<Settings>,
+    simulated: SimulatedUsage,
+    pending_failures: Arc<AtomicU32>,
     state: Mutex<Option<Running>>,
     inputs: [CompareInput; 2],
 }
@@ -85,6 +100,8 @@ impl Default for CompareSink {
     fn default() -> Self {
         CompareSink {
             settings: Mutex::default(),
+            simulated: SimulatedUsage::default(),
+            pending_failures: Arc::default(),
             state: Mutex::default(),
             inputs: [
                 CompareInput::new(Side::Reference),
@@ -114,12 +131,36 @@ impl CompareSink {
             })?),
             None => None,
         };
+        let device_index = match &backend {
+            Backend::Torch(t) => match t.torch.device() {
+                tch::Device::Cuda(n) => n as u32,
+                _ => 0,
+            },
+            Backend::Native => 0,
+        };
+        let memory = MemoryPolicy::new(
+            settings.memory_source.kind(),
+            device_index,
+            self.simulated.clone(),
+            settings.quality,
+            &settings.tiers,
+            settings.memory_budget,
+            self.pending_failures.clone(),
+        )
+        .map_err(|e| {
+            gst::element_imp_error!(self, gst::ResourceError::Settings, ("{e}"));
+            gst::StateChangeError
+        })?;
+        if let Some(reason) = memory.fallback_reason() {
+            gst::info!(CAT, imp = self, "{reason}");
+        }
         let scorer = Scorer::new(
             backend,
             options,
             settings.threshold.clone(),
             stats,
             settings.batch_size as usize,
+            memory,
         );
         gst::info!(
             CAT,
@@ -230,6 +271,42 @@ impl ObjectImpl for CompareSink {
                     .default_value(false)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt64::builder("memory-budget")
+                    .nick("Memory budget")
+                    .blurb("Working memory a batch may use, in bytes; batches shrink and frames are scored in bands to stay under it (0 = automatic: the GPU's free memory minus a margin, or half the available RAM on the CPU)")
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("quality", CompareQuality::default())
+                    .nick("Quality")
+                    .blurb("Compare resolution: full (exact scores), adaptive (the tier GPU memory usage selects), or a pinned tier (high, medium, low)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("memory-source", MemorySource::default())
+                    .nick("Memory source")
+                    .blurb("Where GPU memory usage is read from (for the automatic budget and quality=adaptive)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("simulated-usage")
+                    .nick("Simulated usage")
+                    .blurb("GPU memory usage (0-1) reported by memory-source=simulated; changeable while playing")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(0.0)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("tiers")
+                    .nick("Tiers")
+                    .blurb("Quality tiers, highest first, as name:WIDTHxHEIGHT:quality,... (as vramscale's)")
+                    .default_value(Some(TierTable::default().to_string().as_str()))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("inject-allocation-failures")
+                    .nick("Inject allocation failures")
+                    .blurb("Testing: the next N device allocations of the libtorch backend fail as out of memory")
+                    .default_value(0)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoolean::builder("async")
                     .nick("Async")
                     .blurb("Go to PAUSED asynchronously, once both pads have prerolled")
@@ -242,6 +319,15 @@ impl ObjectImpl for CompareSink {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        match pspec.name() {
+            "simulated-usage" => return self.simulated.set(value.get().unwrap_or(0.0)),
+            "inject-allocation-failures" => {
+                let n = value.get().unwrap_or(0);
+                gst::debug!(CAT, imp = self, "injecting {n} allocation failures");
+                return self.pending_failures.store(n, Ordering::SeqCst);
+            }
+            _ => {}
+        }
         let mut s = lock(&self.settings);
         match pspec.name() {
             "metrics" => s.metrics = value.get().unwrap_or(DEFAULT_METRICS),
@@ -256,6 +342,16 @@ impl ObjectImpl for CompareSink {
             "backend" => s.backend = value.get().unwrap_or_default(),
             "batch-size" => s.batch_size = value.get().unwrap_or(DEFAULT_BATCH_SIZE),
             "threshold" => s.threshold.set(value.get().unwrap_or(DEFAULT_THRESHOLD)),
+            "memory-budget" => s.memory_budget = value.get().unwrap_or(0),
+            "quality" => s.quality = value.get().unwrap_or_default(),
+            "memory-source" => s.memory_source = value.get().unwrap_or_default(),
+            "tiers" => {
+                s.tiers = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+            }
             "stats-file" => {
                 s.stats_file = value
                     .get::<Option<String>>()
@@ -283,6 +379,13 @@ impl ObjectImpl for CompareSink {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        match pspec.name() {
+            "simulated-usage" => return self.simulated.get().to_value(),
+            "inject-allocation-failures" => {
+                return self.pending_failures.load(Ordering::SeqCst).to_value();
+            }
+            _ => {}
+        }
         let s = lock(&self.settings);
         match pspec.name() {
             "metrics" => s.metrics.to_value(),
@@ -294,6 +397,10 @@ impl ObjectImpl for CompareSink {
             "stats-file" => s.stats_file.to_value(),
             "sync" => s.sync.to_value(),
             "async" => s.is_async.to_value(),
+            "memory-budget" => s.memory_budget.to_value(),
+            "quality" => s.quality.to_value(),
+            "memory-source" => s.memory_source.to_value(),
+            "tiers" => s.tiers.to_value(),
             _ => pspec.default_value().clone(),
         }
     }

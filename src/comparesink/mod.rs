@@ -8,8 +8,10 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod frames;
 mod imp;
 mod input;
+mod memory;
 pub mod pairing;
 mod report;
 mod session;
@@ -65,6 +67,30 @@ pub enum CompareBackend {
     Native = 1,
     #[enum_value(name = "libtorch, on the selected device", nick = "libtorch")]
     Libtorch = 2,
+}
+
+/// The resolution frames are compared at.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstCompareSinkQuality")]
+pub enum CompareQuality {
+    #[default]
+    #[enum_value(
+        name = "Full resolution: exact scores (frames are split to fit memory)",
+        nick = "full"
+    )]
+    Full = 0,
+    #[enum_value(
+        name = "The tier GPU memory usage selects (both frames scaled alike)",
+        nick = "adaptive"
+    )]
+    Adaptive = 1,
+    #[enum_value(name = "Always the high tier's box", nick = "high")]
+    High = 2,
+    #[enum_value(name = "Always the medium tier's box", nick = "medium")]
+    Medium = 3,
+    #[enum_value(name = "Always the low tier's box", nick = "low")]
+    Low = 4,
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::scoring::{Metrics, Scores, psnr};
+use crate::scoring::{Metrics, Scores, Usage, psnr};
 
 /// The SSIM alert threshold, shared between the settings and the scoring thread so that
 /// it can change while playing.
@@ -41,6 +41,10 @@ pub struct PairReport<'a> {
     pub channels: &'a str,
     pub device: &'a str,
     pub alert: bool,
+    /// `full`, or the quality tier the frames were compared at.
+    pub tier: &'a str,
+    pub usage: Usage,
+    pub memory_budget: u64,
 }
 
 /// The enabled metrics of a pair as (field name, value), in a fixed order.
@@ -78,6 +82,11 @@ pub fn similarity_structure(metrics: Metrics, r: &PairReport<'_>) -> gst::Struct
         .field("channels", r.channels)
         .field("device", r.device)
         .field("alert", r.alert)
+        .field("tier", r.tier)
+        .field("batch", r.usage.batch as u32)
+        .field("tiles", r.usage.tiles)
+        .field("memory-used", r.usage.bytes)
+        .field("memory-budget", r.memory_budget)
         .build()
 }
 
@@ -124,6 +133,7 @@ pub struct Summary {
     started: Instant,
     pub frames: u64,
     pub alerts: u64,
+    peak_memory: u64,
     mse: Pool,
     psnr: Pool,
     ssim: Pool,
@@ -138,6 +148,7 @@ impl Summary {
             started: Instant::now(),
             frames: 0,
             alerts: 0,
+            peak_memory: 0,
             mse: Pool::default(),
             psnr: Pool::default(),
             ssim: Pool::default(),
@@ -145,8 +156,9 @@ impl Summary {
         }
     }
 
-    pub fn add(&mut self, s: &Scores, max_value: f64, alert: bool) {
+    pub fn add(&mut self, s: &Scores, max_value: f64, alert: bool, memory_used: u64) {
         self.frames += 1;
+        self.peak_memory = self.peak_memory.max(memory_used);
         self.alerts += alert as u64;
         self.max_value = max_value;
         self.mse.add(s.mse);
@@ -160,7 +172,12 @@ impl Summary {
     }
 
     /// The `similarity-summary` element message's structure.
-    pub fn structure(&self, unpaired: [u64; 2], device: &str) -> gst::Structure {
+    pub fn structure(
+        &self,
+        unpaired: [u64; 2],
+        device: &str,
+        oom_recoveries: u64,
+    ) -> gst::Structure {
         let elapsed = self.started.elapsed().as_secs_f64();
         let mut b = gst::Structure::builder("similarity-summary")
             .field("frames", self.frames)
@@ -198,6 +215,8 @@ impl Summary {
                 .field(format!("{name}-max"), max);
         }
         b.field("device", device)
+            .field("oom-recoveries", oom_recoveries)
+            .field("peak-memory", self.peak_memory)
             .field("elapsed", elapsed)
             .field(
                 "fps",
@@ -319,10 +338,10 @@ mod tests {
                 ms_ssim: None,
                 ms_ssim_scales: 0,
             };
-            s.add(&scores, 255.0, false);
+            s.add(&scores, 255.0, false, 100);
         }
         gst::init().unwrap();
-        let st = s.structure([0, 0], "cpu");
+        let st = s.structure([0, 0], "cpu", 0);
         let mean = st.get::<f64>("psnr-mean").unwrap();
         assert!((mean - psnr(2.0, 255.0)).abs() < 1e-12);
         assert_eq!(st.get::<f64>("psnr-min").unwrap(), psnr(3.0, 255.0));

@@ -1,5 +1,5 @@
-//! The scoring thread: maps paired frames, brings the distorted frame to the reference's
-//! format and size, scores batches, and posts the results.
+//! The scoring thread: maps paired frames, brings them to the reference's format at the
+//! compare resolution, scores batches within the memory budget, and posts the results.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -7,20 +7,38 @@ use std::thread::JoinHandle;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use gst_video::prelude::*;
 
+use std::sync::atomic::Ordering;
+
+use super::frames::{Converters, image_view};
+use super::memory::MemoryPolicy;
 use super::report::{PairReport, StatsFile, Summary, Threshold, similarity_structure};
-use super::session::{Frame, Job, Pair, Session};
+use super::session::{Job, Pair, Session};
 use super::{CAT, CompareBackend, CompareSink};
+use crate::memory::all_devices;
+use crate::memory::tiers::fit;
+use crate::scoring::budgeted::{BudgetedScorer, Scored};
 use crate::scoring::torch::{
     TorchScorer, check_device, default_cuda_device, device_name, parse_device,
 };
-use crate::scoring::{ColorKind, Component, ImageView, Options, Scores, native};
+use crate::scoring::{Options, native};
 
 /// Where the scores are computed.
 pub enum Backend {
     Native,
-    Torch(TorchScorer),
+    Torch(Box<BudgetedScorer>),
+}
+
+/// The CUDA device with the most free memory (NVML), when there are several.
+fn roomiest_cuda_device() -> Option<tch::Device> {
+    let cuda = default_cuda_device()?;
+    let readings = all_devices();
+    let count = tch::Cuda::device_count().max(0) as usize;
+    if count < 2 || readings.len() != count {
+        return Some(cuda);
+    }
+    let best = (0..count).max_by_key(|&i| readings[i].free_bytes)?;
+    Some(tch::Device::Cuda(best))
 }
 
 impl Backend {
@@ -28,11 +46,11 @@ impl Backend {
     pub fn choose(device: &str, backend: CompareBackend) -> Result<Backend, String> {
         let torch = |d| {
             TorchScorer::new(d)
-                .map(Backend::Torch)
+                .map(|t| Backend::Torch(Box::new(BudgetedScorer::new(t))))
                 .map_err(|e| e.to_string())
         };
         if device == "auto" {
-            return match (backend, default_cuda_device()) {
+            return match (backend, roomiest_cuda_device()) {
                 (CompareBackend::Native, _) => Ok(Backend::Native),
                 (_, Some(cuda)) => torch(cuda),
                 (CompareBackend::Libtorch, None) => torch(tch::Device::Cpu),
@@ -58,8 +76,12 @@ impl Backend {
     pub fn device_name(&self) -> String {
         match self {
             Backend::Native => "cpu".into(),
-            Backend::Torch(t) => device_name(t.device()),
+            Backend::Torch(t) => device_name(t.torch.device()),
         }
+    }
+
+    fn on_gpu(&self) -> bool {
+        matches!(self, Backend::Torch(t) if t.torch.device().is_cuda())
     }
 }
 
@@ -70,14 +92,11 @@ pub struct Scorer {
     pub threshold: Threshold,
     pub stats: Option<StatsFile>,
     pub batch_size: usize,
+    pub memory: MemoryPolicy,
     device: String,
     summary: Summary,
     next_frame: u64,
-    converter: Option<(
-        gst_video::VideoInfo,
-        gst_video::VideoInfo,
-        gst_video::VideoConverter,
-    )>,
+    converters: Converters,
     warned_small: bool,
 }
 
@@ -88,6 +107,7 @@ impl Scorer {
         threshold: Threshold,
         stats: Option<StatsFile>,
         batch_size: usize,
+        memory: MemoryPolicy,
     ) -> Self {
         Scorer {
             device: backend.device_name(),
@@ -97,14 +117,22 @@ impl Scorer {
             threshold,
             stats,
             batch_size: batch_size.max(1),
+            memory,
             next_frame: 0,
-            converter: None,
+            converters: Converters::default(),
             warned_small: false,
         }
     }
 
     pub fn device(&self) -> &str {
         &self.device
+    }
+
+    fn oom_recoveries(&self) -> u64 {
+        match &self.backend {
+            Backend::Torch(t) => t.recoveries,
+            Backend::Native => 0,
+        }
     }
 }
 
@@ -139,7 +167,11 @@ fn run(element: glib::WeakRef<CompareSink>, session: Arc<Session>, mut scorer: S
                             ("Could not write the stats file: {e}")
                         );
                     }
-                    let s = scorer.summary.structure(session.unpaired(), &scorer.device);
+                    let s = scorer.summary.structure(
+                        session.unpaired(),
+                        &scorer.device,
+                        scorer.oom_recoveries(),
+                    );
                     gst::info!(CAT, obj = element, "summary: {s}");
                     let _ = element
                         .post_message(gst::message::Element::builder(s).src(&element).build());
@@ -163,32 +195,74 @@ fn run(element: glib::WeakRef<CompareSink>, session: Arc<Session>, mut scorer: S
 }
 
 fn score_pairs(element: &CompareSink, scorer: &mut Scorer, pairs: &[Pair]) -> Result<(), String> {
+    // The compare resolution: the reference's, or its fit inside the current tier's box.
+    let tier = scorer.memory.tier().cloned();
     let mut mapped = Vec::with_capacity(pairs.len());
     for Pair {
         reference: r,
         distorted: d,
     } in pairs
     {
-        let reference = gst_video::VideoFrame::from_buffer_readable(r.buffer.clone(), &r.info)
-            .map_err(|_| "cannot map the reference buffer".to_string())?;
-        let distorted = matched_distorted(element, scorer, &r.info, d)?;
+        let (w, h) = match &tier {
+            Some(t) => {
+                let par = r.info.par();
+                let finfo = r.info.format_info();
+                let align = |sub: &[u32]| 1u32 << sub.iter().copied().max().unwrap_or(0);
+                fit(
+                    r.info.width(),
+                    r.info.height(),
+                    (par.numer(), par.denom()),
+                    t.width,
+                    t.height,
+                    (align(finfo.w_sub()), align(finfo.h_sub())),
+                )
+            }
+            None => (r.info.width(), r.info.height()),
+        };
+        let target = (&r.info, w, h);
+        let reference = scorer.converters.map_as(0, &r.buffer, &r.info, target)?;
+        let distorted = scorer.converters.map_as(1, &d.buffer, &d.info, target)?;
         mapped.push((reference, distorted));
     }
     let views = mapped
         .iter()
         .map(|(r, d)| Ok((image_view(r)?, image_view(d)?)))
         .collect::<Result<Vec<_>, String>>()?;
-    let scores: Vec<Scores> = match &scorer.backend {
+    let budget = scorer.memory.budget(scorer.backend.on_gpu());
+    let scored: Vec<Scored> = match &mut scorer.backend {
         Backend::Native => views
             .iter()
-            .map(|(r, d)| native::score(r, d, &scorer.options))
+            .map(|(r, d)| {
+                native::score_within(r, d, &scorer.options, budget)
+                    .map(|(scores, usage)| Scored { scores, usage })
+            })
             .collect::<Result<_, _>>(),
-        Backend::Torch(t) => t.score_batch(&views, &scorer.options),
+        Backend::Torch(t) => {
+            let injected = scorer.memory.pending_failures.swap(0, Ordering::SeqCst);
+            if injected > 0 {
+                t.torch.inject_allocation_failures(injected);
+            }
+            t.score(&views, &scorer.options, scorer.batch_size, budget, |r| {
+                gst::warning!(
+                    CAT,
+                    obj = element,
+                    "recovered from an allocation failure ({}): retrying with a batch of {}{}",
+                    r.error,
+                    r.retry.batch,
+                    r.retry
+                        .band_rows
+                        .map(|rows| format!(", bands of {rows} rows"))
+                        .unwrap_or_default()
+                );
+            })
+        }
     }
     .map_err(|e| e.to_string())?;
 
     let metrics = scorer.options.metrics;
-    for ((Pair { reference: r, .. }, (view, _)), s) in pairs.iter().zip(&views).zip(&scores) {
+    let tier_name = tier.as_ref().map_or("full", |t| t.name.as_str());
+    for ((Pair { reference: r, .. }, (view, _)), s) in pairs.iter().zip(&views).zip(&scored) {
+        let (usage, s) = (s.usage, &s.scores);
         if (metrics.ssim && s.ssim.is_none() || metrics.ms_ssim && s.ms_ssim.is_none())
             && !scorer.warned_small
         {
@@ -198,8 +272,8 @@ fn score_pairs(element: &CompareSink, scorer: &mut Scorer, pairs: &[Pair]) -> Re
                 gst::StreamError::Format,
                 (
                     "Frames of {}x{} are smaller than the 11x11 SSIM window: only MSE and PSNR are reported",
-                    r.info.width(),
-                    r.info.height()
+                    view.components[0].width,
+                    view.components[0].height
                 )
             );
         }
@@ -209,14 +283,17 @@ fn score_pairs(element: &CompareSink, scorer: &mut Scorer, pairs: &[Pair]) -> Re
             pts: r.pts,
             running_time: r.running_time,
             scores: s,
-            width: r.info.width(),
-            height: r.info.height(),
+            width: view.components[0].width as u32,
+            height: view.components[0].height as u32,
             channels: scorer.options.channels.as_str(),
             device: &scorer.device,
             alert,
+            tier: tier_name,
+            usage,
+            memory_budget: budget,
         };
         scorer.next_frame += 1;
-        scorer.summary.add(s, view.max_value(), alert);
+        scorer.summary.add(s, view.max_value(), alert, usage.bytes);
         if let Some(stats) = scorer.stats.as_mut()
             && let Err(e) = stats.write(&report)
         {
@@ -232,92 +309,4 @@ fn score_pairs(element: &CompareSink, scorer: &mut Scorer, pairs: &[Pair]) -> Re
         let _ = element.post_message(gst::message::Element::builder(s).src(element).build());
     }
     Ok(())
-}
-
-/// The distorted frame in the reference's format and size (converted when they differ).
-fn matched_distorted(
-    element: &CompareSink,
-    scorer: &mut Scorer,
-    target: &gst_video::VideoInfo,
-    d: &Frame,
-) -> Result<gst_video::VideoFrame<gst_video::video_frame::Readable>, String> {
-    let src = gst_video::VideoFrame::from_buffer_readable(d.buffer.clone(), &d.info)
-        .map_err(|_| "cannot map the distorted buffer".to_string())?;
-    let same = d.info.format() == target.format()
-        && d.info.width() == target.width()
-        && d.info.height() == target.height();
-    if same {
-        return Ok(src);
-    }
-    let out_info = gst_video::VideoInfo::builder(target.format(), target.width(), target.height())
-        .fps(d.info.fps())
-        .par(d.info.par())
-        .interlace_mode(d.info.interlace_mode())
-        .colorimetry(&target.colorimetry())
-        .chroma_site(target.chroma_site())
-        .build()
-        .map_err(|e| format!("cannot describe the converted frame: {e}"))?;
-    let cached = matches!(&scorer.converter, Some((i, o, _)) if *i == d.info && *o == out_info);
-    if !cached {
-        gst::debug!(
-            CAT,
-            obj = element,
-            "converting distorted {:?} {}x{} to {:?} {}x{}",
-            d.info.format(),
-            d.info.width(),
-            d.info.height(),
-            out_info.format(),
-            out_info.width(),
-            out_info.height()
-        );
-        let mut config = gst_video::VideoConverterConfig::new();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-        config.set_threads(threads);
-        let converter = gst_video::VideoConverter::new(&d.info, &out_info, Some(config))
-            .map_err(|e| format!("cannot convert the distorted frame: {e}"))?;
-        scorer.converter = Some((d.info.clone(), out_info.clone(), converter));
-    }
-    let Some((_, _, converter)) = &scorer.converter else {
-        return Err("no converter".into());
-    };
-    let buffer = gst::Buffer::with_size(out_info.size()).map_err(|e| e.to_string())?;
-    let mut dest = gst_video::VideoFrame::from_buffer_writable(buffer, &out_info)
-        .map_err(|_| "cannot map the conversion buffer".to_string())?;
-    converter.frame(&src, &mut dest);
-    gst_video::VideoFrame::from_buffer_readable(dest.into_buffer(), &out_info)
-        .map_err(|_| "cannot map the converted buffer".to_string())
-}
-
-/// The engine's view of a mapped frame.
-fn image_view<'a>(
-    frame: &'a gst_video::VideoFrame<gst_video::video_frame::Readable>,
-) -> Result<ImageView<'a>, String> {
-    let finfo = frame.format_info();
-    let kind = if finfo.is_gray() {
-        ColorKind::Gray
-    } else if finfo.is_rgb() {
-        ColorKind::Rgb
-    } else if finfo.is_yuv() {
-        ColorKind::Yuv
-    } else {
-        return Err(format!("unsupported format {:?}", frame.format()));
-    };
-    let count = if kind == ColorKind::Gray { 1 } else { 3 };
-    let components = (0..count)
-        .map(|c| {
-            Ok(Component {
-                data: frame.comp_data(c).map_err(|e| e.to_string())?,
-                offset: 0,
-                stride: frame.comp_stride(c) as usize,
-                pixel_stride: frame.comp_pstride(c) as usize,
-                width: frame.comp_width(c) as usize,
-                height: frame.comp_height(c) as usize,
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    Ok(ImageView {
-        kind,
-        depth: finfo.depth()[0],
-        components,
-    })
 }

@@ -8,9 +8,10 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
 
-use super::{CAT, VramScaleMemorySource};
+use super::CAT;
 use crate::memory::tiers::{Thresholds, TierPolicy, TierTable, fit};
-use crate::memory::{Monitor, Reading, SimulatedUsage, SourceKind};
+use crate::memory::{Monitor, Reading, SimulatedUsage};
+use crate::memory_source::MemorySource;
 
 const DEFAULT_WARNING: f64 = 0.8;
 const DEFAULT_CRITICAL: f64 = 0.9;
@@ -21,7 +22,7 @@ const DEFAULT_METHOD: gst_video::VideoResamplerMethod = gst_video::VideoResample
 
 #[derive(Debug, Clone)]
 struct Settings {
-    memory_source: VramScaleMemorySource,
+    memory_source: MemorySource,
     device_index: u32,
     warning: f64,
     critical: f64,
@@ -35,7 +36,7 @@ struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            memory_source: VramScaleMemorySource::default(),
+            memory_source: MemorySource::default(),
             device_index: 0,
             warning: DEFAULT_WARNING,
             critical: DEFAULT_CRITICAL,
@@ -167,7 +168,7 @@ impl ObjectImpl for VramScale {
                     .build()
             };
             vec![
-                glib::ParamSpecEnum::builder_with_default("memory-source", VramScaleMemorySource::default())
+                glib::ParamSpecEnum::builder_with_default("memory-source", MemorySource::default())
                     .nick("Memory source")
                     .blurb("Where GPU memory usage is read from")
                     .mutable_ready()
@@ -364,13 +365,7 @@ impl BaseTransformImpl for VramScale {
         thresholds
             .validate()
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
-        let kind = match settings.memory_source {
-            VramScaleMemorySource::Auto => SourceKind::Auto,
-            VramScaleMemorySource::Nvml => SourceKind::Nvml,
-            VramScaleMemorySource::Cuda => SourceKind::Cuda,
-            VramScaleMemorySource::Simulated => SourceKind::Simulated,
-            VramScaleMemorySource::None => SourceKind::None,
-        };
+        let kind = settings.memory_source.kind();
         let monitor = Monitor::open(
             kind,
             settings.device_index,

@@ -11,30 +11,6 @@ glib::wrapper! {
     pub struct VramScale(ObjectSubclass<imp::VramScale>) @extends gst_video::VideoFilter, gst_base::BaseTransform, gst::Element, gst::Object;
 }
 
-/// Where `vramscale` reads GPU memory usage from.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
-#[repr(u32)]
-#[enum_type(name = "GstVramScaleMemorySource")]
-pub enum VramScaleMemorySource {
-    #[default]
-    #[enum_value(name = "NVML, else libtorch's CUDA view, else none", nick = "auto")]
-    Auto = 0,
-    #[enum_value(name = "NVML (device-wide, other processes included)", nick = "nvml")]
-    Nvml = 1,
-    #[enum_value(
-        name = "The CUDA runtime libtorch uses (cudaMemGetInfo)",
-        nick = "cuda"
-    )]
-    Cuda = 2,
-    #[enum_value(name = "The simulated-usage property", nick = "simulated")]
-    Simulated = 3,
-    #[enum_value(
-        name = "None: usage stays 0 and the highest tier applies",
-        nick = "none"
-    )]
-    None = 4,
-}
-
 pub(crate) static CAT: std::sync::LazyLock<gst::DebugCategory> = std::sync::LazyLock::new(|| {
     gst::DebugCategory::new(
         "vramscale",
