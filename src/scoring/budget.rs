@@ -1,15 +1,17 @@
 //! Memory planning: how many pairs to score together and whether to split frames into
 //! bands so that the working memory of a batch stays under a budget.
 //!
-//! The figures are the engine's own accounting of what it allocates: for libtorch, the
-//! float32 tensors alive at the peak of `TorchScorer`'s SSIM step (inputs, shifted
-//! copies, products, the stacked maps, both filter passes and the map arithmetic); for the
+//! The figures are the engine's own accounting of what it allocates: for libtorch, a
+//! per-pixel cost calibrated against the measured peak resident memory of the libtorch CPU
+//! backend (`examples/memory_bench.rs`): the float32 tensors alive at the peak of the SSIM
+//! step (inputs, shifted copies, products, the stacked maps, the map arithmetic) are about
+//! 128 bytes per pixel, and the convolutions' own workspaces about as much again; for the
 //! native kernel, its per-strip buffers and any pooled planes it keeps.
 
 use super::window::WINDOW;
 
-/// libtorch working memory per compared pixel of one pair, in bytes: 32 f32 values.
-pub const TORCH_BYTES_PER_PIXEL: u64 = 128;
+/// libtorch working memory per compared pixel of one pair, in bytes (80 f32 values).
+pub const TORCH_BYTES_PER_PIXEL: u64 = 320;
 /// Host buffers of a band (two float rows per sample row).
 pub const BAND_HOST_BYTES_PER_PIXEL: u64 = 8;
 /// Rows a band needs beyond its output rows (the window's halo).
