@@ -19,7 +19,7 @@ for l in sys.stdin:
         print(m["target"]["name"], m["executable"])')
 while read -r name exe; do cp "$exe" "$out/bin/test-$name"; done <<<"$tests"
 cargo build -q --release --examples --lib
-cp target/release/examples/bench target/release/examples/demo "$out/bin/"
+cp target/release/examples/bench target/release/examples/demo target/release/examples/memory_bench "$out/bin/"
 # The plugin for gst-launch-1.0 (GST_PLUGIN_PATH=gpucompare); the test and benchmark
 # binaries register it themselves, so it stays out of the plugin path they scan.
 cp target/release/libgstgpucompare.so "$out/gpucompare/"
@@ -89,6 +89,8 @@ for spec in "1080p 1920 1080 240" "4k 3840 2160 60"; do
     "$here/bin/bench" --ref "$media/$1_ref.yuv" --dist "$media/$1_dist.yuv" --size "$2x$3" --props "$props" 2>&1 | tee -a "$out/bench.log"
   done
 done
+echo "== memory" | tee -a "$out/bench.log"
+GPUCOMPARE_BENCH_DEVICE="$GPUCOMPARE_TEST_DEVICE" "$here/bin/memory_bench" 2>&1 | tee -a "$out/bench.log"
 exit $status
 RUN
 chmod +x "$out/run.sh"
