@@ -1,8 +1,36 @@
-//! The `memory-source` property type both elements share.
+//! The memory properties both elements share: `memory-source` (and its type),
+//! `simulated-usage` and `tiers`.
 
 use gst::glib;
+use gst::prelude::*;
 
 use crate::memory::SourceKind;
+use crate::memory::tiers::TierTable;
+
+/// `memory-source`, `simulated-usage` and `tiers`, with the element's own blurbs.
+pub fn memory_properties(source_blurb: &str, tiers_blurb: &str) -> [glib::ParamSpec; 3] {
+    [
+        glib::ParamSpecEnum::builder_with_default("memory-source", MemorySource::default())
+            .nick("Memory source")
+            .blurb(source_blurb)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecDouble::builder("simulated-usage")
+            .nick("Simulated usage")
+            .blurb("GPU memory usage (0-1) reported by memory-source=simulated; changeable while playing")
+            .minimum(0.0)
+            .maximum(1.0)
+            .default_value(0.0)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecString::builder("tiers")
+            .nick("Tiers")
+            .blurb(tiers_blurb)
+            .default_value(Some(TierTable::default().to_string().as_str()))
+            .mutable_ready()
+            .build(),
+    ]
+}
 
 /// Where GPU memory usage is read from.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]

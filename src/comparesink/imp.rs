@@ -15,7 +15,7 @@ use super::worker::{Backend, Scorer, spawn};
 use super::{CAT, CompareBackend, CompareChannels, CompareMetrics, CompareQuality};
 use crate::memory::SimulatedUsage;
 use crate::memory::tiers::TierTable;
-use crate::memory_source::MemorySource;
+use crate::memory_source::{MemorySource, memory_properties};
 use crate::scoring::{ChannelMode, Metrics, Options};
 
 const DEFAULT_METRICS: CompareMetrics = CompareMetrics::PSNR.union(CompareMetrics::SSIM);
@@ -221,7 +221,7 @@ impl ObjectSubclass for CompareSink {
 impl ObjectImpl for CompareSink {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            vec![
+            let mut props = vec![
                 glib::ParamSpecFlags::builder::<CompareMetrics>("metrics")
                     .nick("Metrics")
                     .blurb("Metrics computed for each frame pair")
@@ -282,25 +282,6 @@ impl ObjectImpl for CompareSink {
                     .blurb("Compare resolution: full (exact scores), adaptive (the tier GPU memory usage selects), or a pinned tier (high, medium, low)")
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("memory-source", MemorySource::default())
-                    .nick("Memory source")
-                    .blurb("Where GPU memory usage is read from (for the automatic budget and quality=adaptive)")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecDouble::builder("simulated-usage")
-                    .nick("Simulated usage")
-                    .blurb("GPU memory usage (0-1) reported by memory-source=simulated; changeable while playing")
-                    .minimum(0.0)
-                    .maximum(1.0)
-                    .default_value(0.0)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecString::builder("tiers")
-                    .nick("Tiers")
-                    .blurb("Quality tiers, highest first, as name:WIDTHxHEIGHT:quality,... (as vramscale's)")
-                    .default_value(Some(TierTable::default().to_string().as_str()))
-                    .mutable_ready()
-                    .build(),
                 glib::ParamSpecUInt::builder("inject-allocation-failures")
                     .nick("Inject allocation failures")
                     .blurb("Testing: the next N device allocations of the libtorch backend fail as out of memory")
@@ -313,7 +294,12 @@ impl ObjectImpl for CompareSink {
                     .default_value(true)
                     .mutable_ready()
                     .build(),
-            ]
+            ];
+            props.extend(memory_properties(
+                "Where GPU memory usage is read from (for the automatic budget and quality=adaptive)",
+                "Quality tiers for quality=adaptive/high/medium/low, highest first, as name:WIDTHxHEIGHT:quality,... (as vramscale's)",
+            ));
+            props
         });
         PROPERTIES.as_ref()
     }

@@ -6,6 +6,7 @@
 //! maps row by row. Samples are shifted by the reference plane's mean first, so that
 //! E[x²] − E[x]² loses little to float32 cancellation.
 
+use std::convert::Infallible;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -455,6 +456,28 @@ pub fn pooled_plane_bytes(width: usize, height: usize) -> u64 {
     2 * 4 * (scale1 + scale1 / 4)
 }
 
+/// MS-SSIM over the scales of a plane pair whose first scale gave `first`, each smaller
+/// scale pooled row by row as it is read; `moments` scores one scale.
+pub(crate) fn ms_ssim_pooled_lazily<'a, E>(
+    x: &'a dyn RowSource,
+    y: &'a dyn RowSource,
+    first: Moments,
+    mut moments: impl FnMut(&dyn RowSource, &dyn RowSource) -> Result<Moments, E>,
+) -> Result<(f64, u32), E> {
+    let scales = ms_ssim_scales(x.width(), x.height());
+    let mut cs = Vec::with_capacity(scales as usize);
+    let mut last = first;
+    let mut px: Box<dyn RowSource + 'a> = Box::new(x);
+    let mut py: Box<dyn RowSource + 'a> = Box::new(y);
+    for _ in 1..scales {
+        cs.push(last.cs);
+        px = Box::new(Pooled::new(px));
+        py = Box::new(Pooled::new(py));
+        last = moments(&*px, &*py)?;
+    }
+    Ok((ms_ssim_combine(&cs, last.ssim), scales))
+}
+
 /// Scores of one plane pair. MS-SSIM's pooled planes are stored when `keep_pooled`, and
 /// otherwise recomputed row by row from the full-size plane as they are read.
 pub(crate) fn plane_scores<R: RowSource>(
@@ -481,10 +504,10 @@ pub(crate) fn plane_scores<R: RowSource>(
         ms_ssim: None,
     };
     if opts.metrics.ms_ssim {
-        let scales = ms_ssim_scales(x.width(), x.height());
-        let mut cs = Vec::with_capacity(scales as usize);
-        let mut last = first;
-        if keep_pooled {
+        scores.ms_ssim = Some(if keep_pooled {
+            let scales = ms_ssim_scales(x.width(), x.height());
+            let mut cs = Vec::with_capacity(scales as usize);
+            let mut last = first;
             let mut planes: Option<(Plane, Plane)> = None;
             for _ in 1..scales {
                 cs.push(last.cs);
@@ -495,17 +518,13 @@ pub(crate) fn plane_scores<R: RowSource>(
                 last = ssim_cs(&px, &py, max_value);
                 planes = Some((px, py));
             }
+            (ms_ssim_combine(&cs, last.ssim), scales)
         } else {
-            let mut px: Box<dyn RowSource + '_> = Box::new(x);
-            let mut py: Box<dyn RowSource + '_> = Box::new(y);
-            for _ in 1..scales {
-                cs.push(last.cs);
-                px = Box::new(Pooled::new(px));
-                py = Box::new(Pooled::new(py));
-                last = ssim_cs(&px, &py, max_value);
-            }
-        }
-        scores.ms_ssim = Some((ms_ssim_combine(&cs, last.ssim), scales));
+            let Ok(v) = ms_ssim_pooled_lazily::<Infallible>(x, y, first, |px, py| {
+                Ok(ssim_cs(&px, &py, max_value))
+            });
+            v
+        });
     }
     scores
 }

@@ -10,7 +10,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::budget::band_bytes;
 use super::image::{Component, LUMA_WEIGHTS, PlaneSource};
-use super::native::{ImagePlane, Moments, Pooled, RowSource, rough_mean};
+use super::native::{ImagePlane, Moments, RowSource, ms_ssim_pooled_lazily, rough_mean};
 use super::window::{WINDOW, gaussian, ms_ssim_scales};
 use super::{
     Error, ImageView, Options, PlaneScores, Scores, Usage, combine, ms_ssim_combine, planes_for,
@@ -395,18 +395,9 @@ impl TorchScorer {
             ms_ssim: None,
         };
         if fits && opts.metrics.ms_ssim {
-            let scales = ms_ssim_scales(x.width(), x.height());
-            let mut cs = Vec::new();
-            let mut last = first;
-            let mut px: Box<dyn RowSource + '_> = Box::new(x);
-            let mut py: Box<dyn RowSource + '_> = Box::new(y);
-            for _ in 1..scales {
-                cs.push(last.cs);
-                px = Box::new(Pooled::new(px));
-                py = Box::new(Pooled::new(py));
-                last = self.moments_banded(&px, &py, max_value, band_rows, true, usage)?;
-            }
-            scores.ms_ssim = Some((ms_ssim_combine(&cs, last.ssim), scales));
+            scores.ms_ssim = Some(ms_ssim_pooled_lazily(x, y, first, |px, py| {
+                self.moments_banded(px, py, max_value, band_rows, true, usage)
+            })?);
         }
         Ok(scores)
     }

@@ -11,7 +11,7 @@ use gst_video::subclass::prelude::*;
 use super::CAT;
 use crate::memory::tiers::{Thresholds, TierPolicy, TierTable, fit};
 use crate::memory::{Monitor, Reading, SimulatedUsage};
-use crate::memory_source::MemorySource;
+use crate::memory_source::{MemorySource, memory_properties};
 
 const DEFAULT_WARNING: f64 = 0.8;
 const DEFAULT_CRITICAL: f64 = 0.9;
@@ -167,20 +167,7 @@ impl ObjectImpl for VramScale {
                     .mutable_ready()
                     .build()
             };
-            vec![
-                glib::ParamSpecEnum::builder_with_default("memory-source", MemorySource::default())
-                    .nick("Memory source")
-                    .blurb("Where GPU memory usage is read from")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecDouble::builder("simulated-usage")
-                    .nick("Simulated usage")
-                    .blurb("GPU memory usage (0-1) reported by memory-source=simulated; changeable while playing")
-                    .minimum(0.0)
-                    .maximum(1.0)
-                    .default_value(0.0)
-                    .mutable_playing()
-                    .build(),
+            let mut props = vec![
                 glib::ParamSpecUInt::builder("device-index")
                     .nick("Device index")
                     .blurb("Index of the GPU whose memory is watched")
@@ -210,12 +197,6 @@ impl ObjectImpl for VramScale {
                     .default_value(DEFAULT_POLL_INTERVAL_NS)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecString::builder("tiers")
-                    .nick("Tiers")
-                    .blurb("Three tiers, highest first, as name:WIDTHxHEIGHT:quality,... (frames are fitted inside WIDTHxHEIGHT; quality is a JPEG-quality hint)")
-                    .default_value(Some(TierTable::default().to_string().as_str()))
-                    .mutable_ready()
-                    .build(),
                 glib::ParamSpecEnum::builder_with_default("method", DEFAULT_METHOD)
                     .nick("Method")
                     .blurb("Scaling method")
@@ -233,7 +214,12 @@ impl ObjectImpl for VramScale {
                     .maximum(1.0)
                     .read_only()
                     .build(),
-            ]
+            ];
+            props.extend(memory_properties(
+                "Where GPU memory usage is read from",
+                "Three tiers, highest first, as name:WIDTHxHEIGHT:quality,... (frames are fitted inside WIDTHxHEIGHT; quality is a JPEG-quality hint)",
+            ));
+            props
         });
         PROPERTIES.as_ref()
     }
