@@ -290,7 +290,7 @@ fn stats_file_as_csv_and_json_lines() {
         if name.ends_with(".csv") {
             assert_eq!(
                 lines[0],
-                "frame,pts,running_time,psnr,ssim,width,height,channels,device,alert"
+                "frame,pts,running_time,psnr,ssim,width,height,channels,device,alert,tier,batch,tiles,memory_used,memory_budget"
             );
             assert_eq!(lines.len(), 4);
             for (line, s) in lines[1..].iter().zip(&run.pairs) {
@@ -299,6 +299,11 @@ fn stats_file_as_csv_and_json_lines() {
                 let cell: f64 = cells[3].parse().unwrap();
                 assert!(cell == psnr || (cell - psnr).abs() < 1e-9, "{line} vs {s}");
                 assert_eq!(cells[4].parse::<f64>().unwrap(), f64_field(s, "ssim"));
+                assert_eq!(cells[10], "full");
+                assert_eq!(
+                    cells[13].parse::<u64>().unwrap(),
+                    u64_field(s, "memory-used")
+                );
             }
         } else {
             assert_eq!(lines.len(), 3);
@@ -306,6 +311,11 @@ fn stats_file_as_csv_and_json_lines() {
                 let row: serde_json::Value = serde_json::from_str(line).unwrap();
                 assert_eq!(row["frame"].as_u64().unwrap(), u64_field(s, "frame"));
                 assert_eq!(row["ssim"].as_f64().unwrap(), f64_field(s, "ssim"));
+                assert_eq!(row["tiles"].as_u64().unwrap(), 1);
+                assert_eq!(
+                    row["memory_budget"].as_u64().unwrap(),
+                    u64_field(s, "memory-budget")
+                );
                 let psnr = f64_field(s, "psnr");
                 if psnr.is_finite() {
                     assert_eq!(row["psnr"].as_f64().unwrap(), psnr);

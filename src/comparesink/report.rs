@@ -249,7 +249,7 @@ impl StatsFile {
                 .collect();
             writeln!(
                 out,
-                "frame,pts,running_time,{},width,height,channels,device,alert",
+                "frame,pts,running_time,{},width,height,channels,device,alert,tier,batch,tiles,memory_used,memory_budget",
                 names.join(",")
             )?;
         }
@@ -274,7 +274,7 @@ impl StatsFile {
             let time = |t: Option<u64>| t.map(|t| t.to_string()).unwrap_or_default();
             writeln!(
                 self.out,
-                "{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 r.frame,
                 time(r.pts),
                 time(r.running_time),
@@ -283,7 +283,12 @@ impl StatsFile {
                 r.height,
                 r.channels,
                 r.device,
-                r.alert
+                r.alert,
+                r.tier,
+                r.usage.batch,
+                r.usage.tiles,
+                r.usage.bytes,
+                r.memory_budget
             )
         } else {
             let mut row = serde_json::Map::new();
@@ -304,6 +309,11 @@ impl StatsFile {
             row.insert("channels".into(), r.channels.into());
             row.insert("device".into(), r.device.into());
             row.insert("alert".into(), r.alert.into());
+            row.insert("tier".into(), r.tier.into());
+            row.insert("batch".into(), r.usage.batch.into());
+            row.insert("tiles".into(), r.usage.tiles.into());
+            row.insert("memory_used".into(), r.usage.bytes.into());
+            row.insert("memory_budget".into(), r.memory_budget.into());
             writeln!(self.out, "{}", serde_json::Value::Object(row))
         }
     }
