@@ -120,7 +120,7 @@ impl Session {
                     reference,
                     distorted,
                 } => {
-                    gst::trace!(
+                    gst::log!(
                         CAT,
                         "paired reference at {:?} ns with distorted at {:?} ns",
                         reference.running_time,

@@ -112,7 +112,7 @@ impl BaseSinkImpl for CompareInput {
         let duration = running_time
             .zip(end)
             .map(|(start, end)| end.nseconds().saturating_sub(start.nseconds()));
-        gst::trace!(
+        gst::log!(
             CAT,
             imp = self,
             "{} frame pts {pts:?} running time {running_time:?}",
