@@ -8,6 +8,7 @@
 use std::process::Command;
 use std::time::Instant;
 
+use gstgpucompare::memory::proc_kb_field;
 use gstgpucompare::scoring::budget::whole_frame_bytes;
 use gstgpucompare::scoring::budgeted::BudgetedScorer;
 use gstgpucompare::scoring::torch::{TorchScorer, parse_device};
@@ -16,21 +17,11 @@ use gstgpucompare::scoring::{ChannelMode, ColorKind, Component, ImageView, Metri
 const MIB: u64 = 1 << 20;
 
 fn peak_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+    proc_kb_field("/proc/self/status", "VmHWM").unwrap_or(0)
 }
 
 fn available_ram() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+    proc_kb_field("/proc/meminfo", "MemAvailable").unwrap_or(0)
 }
 
 /// One configuration, in this process: prints "pairs/s accounted-peak rss-peak".

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::CompareQuality;
 use crate::memory::tiers::{Thresholds, Tier, TierPolicy, TierTable};
-use crate::memory::{Monitor, SimulatedUsage, SourceKind};
+use crate::memory::{Monitor, SimulatedUsage, SourceKind, proc_kb_field};
 
 /// Margin kept free on the device under an automatic budget: a tenth of it, at least
 /// 256 MiB.
@@ -21,12 +21,7 @@ const MIN_AUTO_BUDGET: u64 = 64 << 20;
 
 /// Half of the RAM the kernel says is available, for CPU scoring.
 fn cpu_budget() -> u64 {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024 / 2)
+    proc_kb_field("/proc/meminfo", "MemAvailable").map_or(0, |b| b / 2)
 }
 
 pub struct MemoryPolicy {

@@ -16,12 +16,12 @@ use super::report::{PairReport, StatsFile, Summary, Threshold, similarity_struct
 use super::session::{Job, Pair, Session};
 use super::{CAT, CompareBackend, CompareSink};
 use crate::memory::all_devices;
-use crate::memory::tiers::fit;
 use crate::scoring::budgeted::{BudgetedScorer, Scored};
 use crate::scoring::torch::{
     TorchScorer, check_device, default_cuda_device, device_name, parse_device,
 };
 use crate::scoring::{Options, native};
+use crate::vramscale::fit_in_tier;
 
 /// Where the scores are computed.
 pub enum Backend {
@@ -204,19 +204,7 @@ fn score_pairs(element: &CompareSink, scorer: &mut Scorer, pairs: &[Pair]) -> Re
     } in pairs
     {
         let (w, h) = match &tier {
-            Some(t) => {
-                let par = r.info.par();
-                let finfo = r.info.format_info();
-                let align = |sub: &[u32]| 1u32 << sub.iter().copied().max().unwrap_or(0);
-                fit(
-                    r.info.width(),
-                    r.info.height(),
-                    (par.numer(), par.denom()),
-                    t.width,
-                    t.height,
-                    (align(finfo.w_sub()), align(finfo.h_sub())),
-                )
-            }
+            Some(t) => fit_in_tier(&r.info, t),
             None => (r.info.width(), r.info.height()),
         };
         let target = (&r.info, w, h);

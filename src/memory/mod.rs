@@ -195,6 +195,16 @@ impl Drop for Monitor {
     }
 }
 
+/// A "kB" field of a /proc file (`/proc/meminfo`, `/proc/self/status`) in bytes.
+pub fn proc_kb_field(path: &str, key: &str) -> Option<u64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+}
+
 /// Readings of every GPU NVML sees (empty without NVML).
 pub fn all_devices() -> Vec<Reading> {
     sources::Nvml::all()
@@ -203,6 +213,13 @@ pub fn all_devices() -> Vec<Reading> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_fields_in_bytes() {
+        assert!(proc_kb_field("/proc/meminfo", "MemTotal").is_some_and(|b| b > 1 << 20));
+        assert_eq!(proc_kb_field("/proc/meminfo", "NoSuchField"), None);
+        assert_eq!(proc_kb_field("/nonexistent", "MemTotal"), None);
+    }
 
     #[test]
     fn usage_from_free_and_total() {

@@ -200,8 +200,9 @@ pub fn sse<R: RowSource>(x: &R, y: &R) -> f64 {
         .sum()
 }
 
+/// Σ (a − b)² in f64, over paired samples.
 #[inline(always)]
-fn squared_difference_sum(a: &[f32], b: &[f32]) -> f64 {
+pub(crate) fn squared_difference_sum(a: &[f32], b: &[f32]) -> f64 {
     let mut acc = [0f64; 4];
     let mut ca = a.chunks_exact(4);
     let mut cb = b.chunks_exact(4);

@@ -10,7 +10,9 @@ use tch::{Device, Kind, Tensor};
 
 use super::budget::band_bytes;
 use super::image::{Component, LUMA_WEIGHTS, PlaneSource};
-use super::native::{ImagePlane, Moments, RowSource, ms_ssim_pooled_lazily, rough_mean};
+use super::native::{
+    ImagePlane, Moments, RowSource, ms_ssim_pooled_lazily, rough_mean, squared_difference_sum,
+};
 use super::window::{WINDOW, gaussian, ms_ssim_scales};
 use super::{
     Error, ImageView, Options, PlaneScores, Scores, Usage, combine, ms_ssim_combine, planes_for,
@@ -430,11 +432,7 @@ impl TorchScorer {
             }
             // The squared error of the band's own rows (the last band's halo too).
             let own = if r1 == out_h { rows } else { r1 - r0 };
-            m.sse += xb[..own * w]
-                .iter()
-                .zip(&yb[..own * w])
-                .map(|(a, b)| ((a - b) as f64).powi(2))
-                .sum::<f64>();
+            m.sse += squared_difference_sum(&xb[..own * w], &yb[..own * w]);
             usage.tiles += 1;
             usage.bytes = usage.bytes.max(band_bytes(w, rows - halo));
             if with_ssim {

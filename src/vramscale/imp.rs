@@ -8,8 +8,8 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
 
-use super::CAT;
-use crate::memory::tiers::{Thresholds, TierPolicy, TierTable, fit};
+use super::{CAT, fit_in_tier};
+use crate::memory::tiers::{Thresholds, TierPolicy, TierTable};
 use crate::memory::{Monitor, Reading, SimulatedUsage};
 use crate::memory_source::{MemorySource, memory_properties};
 
@@ -90,27 +90,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Rounding of output sizes for a format's chroma subsampling.
-fn alignment(format: gst_video::VideoFormat) -> (u32, u32) {
-    let finfo = gst_video::VideoFormatInfo::from_format(format);
-    let sub = |v: &[u32]| v.iter().copied().max().unwrap_or(0);
-    (1 << sub(finfo.w_sub()), 1 << sub(finfo.h_sub()))
-}
-
 impl State {
     /// The output size of the current input at the current tier.
     fn output_size(&self) -> Option<(u32, u32)> {
         let info = self.in_info.as_ref()?;
-        let tier = &self.table.0[self.policy.current()];
-        let par = info.par();
-        Some(fit(
-            info.width(),
-            info.height(),
-            (par.numer(), par.denom()),
-            tier.width,
-            tier.height,
-            alignment(info.format()),
-        ))
+        Some(fit_in_tier(info, &self.table.0[self.policy.current()]))
     }
 
     fn report(&self) -> TierReport {
