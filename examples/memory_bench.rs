@@ -51,6 +51,8 @@ fn one(
                 pixel_stride: 1,
                 width: side_w,
                 height: side_h,
+                shift: 0,
+                map: None,
             }],
         }
     }

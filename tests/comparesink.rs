@@ -288,32 +288,53 @@ fn stats_file_as_csv_and_json_lines() {
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         if name.ends_with(".csv") {
-            assert_eq!(
-                lines[0],
-                "frame,pts,running_time,psnr,ssim,width,height,channels,device,alert,tier,batch,tiles,memory_used,memory_budget"
-            );
+            // The columns are exactly the message's fields, in its order.
+            let columns: Vec<&str> = lines[0].split(',').collect();
+            let fields: Vec<&str> = run.pairs[0].fields().map(|f| f.as_str()).collect();
+            assert_eq!(columns, fields);
             assert_eq!(lines.len(), 4);
             for (line, s) in lines[1..].iter().zip(&run.pairs) {
-                let cells: Vec<&str> = line.split(',').collect();
+                let cell = |name: &str| {
+                    let i = columns.iter().position(|c| *c == name).unwrap();
+                    line.split(',').nth(i).unwrap().to_string()
+                };
                 let psnr = f64_field(s, "psnr");
-                let cell: f64 = cells[3].parse().unwrap();
-                assert!(cell == psnr || (cell - psnr).abs() < 1e-9, "{line} vs {s}");
-                assert_eq!(cells[4].parse::<f64>().unwrap(), f64_field(s, "ssim"));
-                assert_eq!(cells[10], "full");
+                let value: f64 = cell("psnr").parse().unwrap();
+                assert!(
+                    value == psnr || (value - psnr).abs() < 1e-9,
+                    "{line} vs {s}"
+                );
+                assert_eq!(cell("ssim").parse::<f64>().unwrap(), f64_field(s, "ssim"));
+                assert_eq!(cell("tier"), "full");
+                assert_eq!(cell("format"), "GRAY8");
                 assert_eq!(
-                    cells[13].parse::<u64>().unwrap(),
+                    cell("memory-used").parse::<u64>().unwrap(),
                     u64_field(s, "memory-used")
+                );
+                assert_eq!(
+                    cell("distorted-running-time").parse::<u64>().unwrap(),
+                    u64_field(s, "distorted-running-time")
                 );
             }
         } else {
-            assert_eq!(lines.len(), 3);
+            // Three rows, then the summary record.
+            assert_eq!(lines.len(), 4);
             for (line, s) in lines.iter().zip(&run.pairs) {
                 let row: serde_json::Value = serde_json::from_str(line).unwrap();
+                let keys: Vec<&str> = row
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(|k| k.as_str())
+                    .collect();
+                let mut fields: Vec<&str> = s.fields().map(|f| f.as_str()).collect();
+                fields.sort();
+                assert_eq!(keys, fields);
                 assert_eq!(row["frame"].as_u64().unwrap(), u64_field(s, "frame"));
                 assert_eq!(row["ssim"].as_f64().unwrap(), f64_field(s, "ssim"));
                 assert_eq!(row["tiles"].as_u64().unwrap(), 1);
                 assert_eq!(
-                    row["memory_budget"].as_u64().unwrap(),
+                    row["memory-budget"].as_u64().unwrap(),
                     u64_field(s, "memory-budget")
                 );
                 let psnr = f64_field(s, "psnr");
@@ -323,6 +344,15 @@ fn stats_file_as_csv_and_json_lines() {
                     assert_eq!(row["psnr"], "inf");
                 }
             }
+            let summary: serde_json::Value = serde_json::from_str(lines[3]).unwrap();
+            let expected = run.summary.as_ref().unwrap();
+            assert_eq!(summary["type"], "summary");
+            assert_eq!(summary["frames"].as_u64().unwrap(), 3);
+            assert_eq!(
+                summary["ssim-mean"].as_f64().unwrap(),
+                f64_field(expected, "ssim-mean")
+            );
+            assert!(summary.get("psnr-harmonic-mean").is_some(), "{summary}");
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();

@@ -24,6 +24,8 @@ fn gray(data: &[u8], w: usize, h: usize) -> ImageView<'_> {
             pixel_stride: 1,
             width: w,
             height: h,
+            shift: 0,
+            map: None,
         }],
     }
 }

@@ -66,6 +66,8 @@ impl Image {
                     pixel_stride: self.channels * bps,
                     width: self.width,
                     height: self.height,
+                    shift: 0,
+                    map: None,
                 })
                 .collect(),
         }

@@ -1,13 +1,27 @@
-//! Frames as the scoring engine sees them: mapping, conversion to a common format and
-//! size (GStreamer's VideoConverter, cached), and the engine's view of a mapped frame.
+//! Frames as the scoring engine sees them: a distorted frame brought to the reference's
+//! format, size and colorimetry, and the engine's view of a mapped frame.
+//!
+//! A distorted frame with the reference's layout (colour model and chroma subsampling),
+//! size, matrix, transfer, primaries and chroma siting is read as it is (no copy); a
+//! different range or bit depth becomes an affine map of its samples, applied in float by
+//! the engine. Anything else goes through GStreamer's `VideoConverter` (cached per
+//! stream), which keeps the distorted range whenever it converts YUV to YUV: GStreamer
+//! 1.22 leaves samples unchanged for a range-only change between YUV formats, so the range
+//! is always the engine's job.
 
 use gst_video::prelude::*;
 
-use crate::scoring::{ColorKind, Component, ImageView};
+use crate::scoring::{ColorKind, Component, ImageView, SampleMap};
 
 pub type Mapped = gst_video::VideoFrame<gst_video::video_frame::Readable>;
 
-/// One cached converter per input side.
+/// A mapped frame and the maps that bring its samples to the reference's scale.
+pub struct Prepared {
+    pub frame: Mapped,
+    pub maps: Option<[SampleMap; 3]>,
+}
+
+/// One cached converter per input side, and the stream differences already reported.
 #[derive(Default)]
 pub struct Converters {
     cached: [Option<(
@@ -15,29 +29,209 @@ pub struct Converters {
         gst_video::VideoInfo,
         gst_video::VideoConverter,
     )>; 2],
+    reported: Vec<String>,
+}
+
+fn color_kind(info: &gst_video::VideoInfo) -> Option<ColorKind> {
+    let finfo = info.format_info();
+    if finfo.is_gray() {
+        Some(ColorKind::Gray)
+    } else if finfo.is_rgb() {
+        Some(ColorKind::Rgb)
+    } else if finfo.is_yuv() {
+        Some(ColorKind::Yuv)
+    } else {
+        None
+    }
+}
+
+/// Whether the engine reads both formats' components alike: the same colour model and
+/// the same subsampling of each component (I420, YV12, NV12, I420_10LE and P010 do).
+fn same_layout(a: &gst_video::VideoInfo, b: &gst_video::VideoInfo) -> bool {
+    let (fa, fb) = (a.format_info(), b.format_info());
+    let n = fa.n_components().min(3) as usize;
+    color_kind(a) == color_kind(b)
+        && fa.n_components().min(3) == fb.n_components().min(3)
+        && fa.w_sub()[..n] == fb.w_sub()[..n]
+        && fa.h_sub()[..n] == fb.h_sub()[..n]
+}
+
+/// Whether the samples mean the same colours, the range aside.
+fn same_colour(a: &gst_video::VideoInfo, b: &gst_video::VideoInfo) -> bool {
+    let (ca, cb) = (a.colorimetry(), b.colorimetry());
+    let yuv = a.format_info().is_yuv();
+    (!yuv || ca.matrix() == cb.matrix() && a.chroma_site() == b.chroma_site())
+        && ca.transfer() == cb.transfer()
+        && ca.primaries() == cb.primaries()
+}
+
+/// The maps taking samples of `from` to the range and bit depth of `to`, from GStreamer's
+/// range offsets; `None` when they are the identity.
+fn range_maps(from: &gst_video::VideoInfo, to: &gst_video::VideoInfo) -> Option<[SampleMap; 3]> {
+    let (off_f, scale_f) = from.range_offsets(from.colorimetry().range());
+    let (off_t, scale_t) = to.range_offsets(to.colorimetry().range());
+    let maps: [SampleMap; 3] = std::array::from_fn(|c| {
+        let gain = scale_t[c] as f64 / scale_f[c].max(1) as f64;
+        SampleMap {
+            gain: gain as f32,
+            offset: (off_t[c] as f64 - off_f[c] as f64 * gain) as f32,
+        }
+    });
+    let identity = maps.iter().all(|m| m.gain == 1.0 && m.offset == 0.0);
+    (!identity).then_some(maps)
+}
+
+fn range_name(range: gst_video::VideoColorRange) -> &'static str {
+    match range {
+        gst_video::VideoColorRange::Range0_255 => "full",
+        gst_video::VideoColorRange::Range16_235 => "limited",
+        _ => "unknown",
+    }
+}
+
+/// What differs between the distorted stream and the reference, as a sentence, or `None`.
+pub fn differences(
+    dist: &gst_video::VideoInfo,
+    reference: &gst_video::VideoInfo,
+) -> Option<String> {
+    let (cd, cr) = (dist.colorimetry(), reference.colorimetry());
+    let mut items = Vec::new();
+    if dist.format() != reference.format() {
+        items.push(format!(
+            "format {} (reference {})",
+            dist.format(),
+            reference.format()
+        ));
+    }
+    if (dist.width(), dist.height()) != (reference.width(), reference.height()) {
+        items.push(format!(
+            "size {}x{} (reference {}x{})",
+            dist.width(),
+            dist.height(),
+            reference.width(),
+            reference.height()
+        ));
+    }
+    let both_yuv = dist.format_info().is_yuv() && reference.format_info().is_yuv();
+    if cd.range() != cr.range() && color_kind(dist) != Some(ColorKind::Rgb) {
+        items.push(format!(
+            "range {} (reference {})",
+            range_name(cd.range()),
+            range_name(cr.range())
+        ));
+    }
+    if both_yuv && cd.matrix() != cr.matrix() {
+        items.push(format!(
+            "matrix {:?} (reference {:?})",
+            cd.matrix(),
+            cr.matrix()
+        ));
+    }
+    if cd.transfer() != cr.transfer() {
+        items.push(format!(
+            "transfer {:?} (reference {:?})",
+            cd.transfer(),
+            cr.transfer()
+        ));
+    }
+    if cd.primaries() != cr.primaries() {
+        items.push(format!(
+            "primaries {:?} (reference {:?})",
+            cd.primaries(),
+            cr.primaries()
+        ));
+    }
+    if both_yuv && dist.chroma_site() != reference.chroma_site() {
+        items.push(format!(
+            "chroma siting {:?} (reference {:?})",
+            dist.chroma_site(),
+            reference.chroma_site()
+        ));
+    }
+    if items.is_empty() {
+        return None;
+    }
+    let direct = dist.width() == reference.width()
+        && dist.height() == reference.height()
+        && same_layout(dist, reference)
+        && same_colour(dist, reference);
+    let mapped = cd.range() != cr.range()
+        || dist.format_info().depth()[0] != reference.format_info().depth()[0];
+    let how = match (direct, mapped) {
+        (true, _) => {
+            "its samples are mapped to the reference's range and bit depth as they are scored"
+        }
+        (false, true) => {
+            "it is converted with GStreamer's VideoConverter, and its range and bit depth mapped as it is scored"
+        }
+        (false, false) => "it is converted with GStreamer's VideoConverter",
+    };
+    Some(format!(
+        "The distorted stream differs from the reference: {}. It is compared in the \
+         reference's format {} and colorimetry {}: {how}.",
+        items.join(", "),
+        reference.format(),
+        cr
+    ))
 }
 
 impl Converters {
-    /// Maps `buffer` and, unless it already is, converts it to `format` at `width`×`height`.
-    /// `slot` keeps one converter per stream (0 reference, 1 distorted).
-    pub fn map_as(
+    /// The differences between the two streams' caps, the first time they are seen.
+    pub fn report(
+        &mut self,
+        dist: &gst_video::VideoInfo,
+        reference: &gst_video::VideoInfo,
+    ) -> Option<String> {
+        let text = differences(dist, reference)?;
+        if self.reported.contains(&text) {
+            return None;
+        }
+        self.reported.push(text.clone());
+        Some(text)
+    }
+
+    /// Maps `buffer` and brings it to the format and colorimetry of `like` at
+    /// `width`×`height`. `slot` keeps one converter per stream (0 reference, 1 distorted).
+    pub fn prepare(
         &mut self,
         slot: usize,
         buffer: &gst::Buffer,
         info: &gst_video::VideoInfo,
         target: (&gst_video::VideoInfo, u32, u32),
-    ) -> Result<Mapped, String> {
+    ) -> Result<Prepared, String> {
         let src = gst_video::VideoFrame::from_buffer_readable(buffer.clone(), info)
             .map_err(|_| "cannot map a buffer".to_string())?;
         let (like, width, height) = target;
-        if info.format() == like.format() && info.width() == width && info.height() == height {
-            return Ok(src);
+        if info.width() == width
+            && info.height() == height
+            && same_layout(info, like)
+            && same_colour(info, like)
+        {
+            return Ok(Prepared {
+                maps: range_maps(info, like),
+                frame: src,
+            });
         }
+        // Through RGB the converter maps the range itself; between YUV (or grey) formats it
+        // keeps this stream's range, and the engine maps it.
+        let via_rgb =
+            color_kind(info) == Some(ColorKind::Rgb) || color_kind(like) == Some(ColorKind::Rgb);
+        let lc = like.colorimetry();
+        let range = if via_rgb {
+            lc.range()
+        } else {
+            info.colorimetry().range()
+        };
         let out_info = gst_video::VideoInfo::builder(like.format(), width, height)
             .fps(info.fps())
             .par(info.par())
             .interlace_mode(info.interlace_mode())
-            .colorimetry(&like.colorimetry())
+            .colorimetry(&gst_video::VideoColorimetry::new(
+                range,
+                lc.matrix(),
+                lc.transfer(),
+                lc.primaries(),
+            ))
             .chroma_site(like.chroma_site())
             .build()
             .map_err(|e| format!("cannot describe the converted frame: {e}"))?;
@@ -45,6 +239,17 @@ impl Converters {
         if !matches!(cache, Some((i, o, _)) if i == info && *o == out_info) {
             let mut config = gst_video::VideoConverterConfig::new();
             config.set_threads(std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+            // Transfer and primaries are converted when they differ (the defaults leave
+            // them; remapping the gamma otherwise would scale in linear light, unlike
+            // FFmpeg and libvmaf), and no dither noise is added to the scored samples.
+            let (ci, co) = (info.colorimetry(), out_info.colorimetry());
+            if ci.transfer() != co.transfer() {
+                config.set_gamma_mode(gst_video::VideoGammaMode::Remap);
+            }
+            if ci.primaries() != co.primaries() {
+                config.set_primaries_mode(gst_video::VideoPrimariesMode::Fast);
+            }
+            config.set_dither_method(gst_video::VideoDitherMethod::None);
             let converter = gst_video::VideoConverter::new(info, &out_info, Some(config))
                 .map_err(|e| format!("cannot convert {info:?} to {out_info:?}: {e}"))?;
             *cache = Some((info.clone(), out_info.clone(), converter));
@@ -56,23 +261,21 @@ impl Converters {
         let mut dest = gst_video::VideoFrame::from_buffer_writable(buffer, &out_info)
             .map_err(|_| "cannot map the conversion buffer".to_string())?;
         converter.frame(&src, &mut dest);
-        gst_video::VideoFrame::from_buffer_readable(dest.into_buffer(), &out_info)
-            .map_err(|_| "cannot map the converted buffer".to_string())
+        let frame = gst_video::VideoFrame::from_buffer_readable(dest.into_buffer(), &out_info)
+            .map_err(|_| "cannot map the converted buffer".to_string())?;
+        Ok(Prepared {
+            maps: range_maps(&out_info, like),
+            frame,
+        })
     }
 }
 
-/// The engine's view of a mapped frame.
-pub fn image_view(frame: &Mapped) -> Result<ImageView<'_>, String> {
+/// The engine's view of a prepared frame.
+pub fn image_view(prepared: &Prepared) -> Result<ImageView<'_>, String> {
+    let frame = &prepared.frame;
     let finfo = frame.format_info();
-    let kind = if finfo.is_gray() {
-        ColorKind::Gray
-    } else if finfo.is_rgb() {
-        ColorKind::Rgb
-    } else if finfo.is_yuv() {
-        ColorKind::Yuv
-    } else {
-        return Err(format!("unsupported format {:?}", frame.format()));
-    };
+    let kind = color_kind(frame.info())
+        .ok_or_else(|| format!("unsupported format {:?}", frame.format()))?;
     let count = if kind == ColorKind::Gray { 1 } else { 3 };
     let components = (0..count)
         .map(|c| {
@@ -83,6 +286,8 @@ pub fn image_view(frame: &Mapped) -> Result<ImageView<'_>, String> {
                 pixel_stride: frame.comp_pstride(c) as usize,
                 width: frame.comp_width(c) as usize,
                 height: frame.comp_height(c) as usize,
+                shift: finfo.shift()[c as usize],
+                map: prepared.maps.map(|m| m[c as usize]),
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -91,4 +296,13 @@ pub fn image_view(frame: &Mapped) -> Result<ImageView<'_>, String> {
         depth: finfo.depth()[0],
         components,
     })
+}
+
+/// The names of the compared planes, for per-plane fields: y, u, v or r, g, b.
+pub fn plane_names(kind: ColorKind) -> &'static [&'static str] {
+    match kind {
+        ColorKind::Gray => &["y"],
+        ColorKind::Yuv => &["y", "u", "v"],
+        ColorKind::Rgb => &["r", "g", "b"],
+    }
 }

@@ -9,9 +9,9 @@ use gst::subclass::prelude::*;
 use super::input::{CompareInput, caps};
 use super::memory::MemoryPolicy;
 use super::pairing::Side;
-use super::report::{StatsFile, Threshold};
 use super::session::Session;
-use super::worker::{Backend, Scorer, spawn};
+use super::stats::StatsFile;
+use super::worker::{Backend, Scorer, Thresholds, spawn};
 use super::{CAT, CompareBackend, CompareChannels, CompareMetrics, CompareQuality};
 use crate::memory::SimulatedUsage;
 use crate::memory::tiers::TierTable;
@@ -23,6 +23,7 @@ const DEFAULT_DEVICE: &str = "auto";
 const DEFAULT_BATCH_SIZE: u32 = 1;
 const MAX_BATCH_SIZE: u32 = 256;
 const DEFAULT_THRESHOLD: f64 = 0.0;
+const MAX_PSNR_THRESHOLD: f64 = 200.0;
 
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
@@ -31,7 +32,7 @@ pub(super) struct Settings {
     device: String,
     backend: CompareBackend,
     batch_size: u32,
-    threshold: Threshold,
+    thresholds: Thresholds,
     stats_file: Option<String>,
     sync: bool,
     is_async: bool,
@@ -49,7 +50,7 @@ impl Default for Settings {
             device: DEFAULT_DEVICE.into(),
             backend: CompareBackend::default(),
             batch_size: DEFAULT_BATCH_SIZE,
-            threshold: Threshold::default(),
+            thresholds: Thresholds::default(),
             stats_file: None,
             sync: false,
             is_async: true,
@@ -62,6 +63,34 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// A threshold set on a metric that is not computed, as a sentence.
+    fn threshold_error(&self) -> Option<String> {
+        let ssim = self.thresholds.ssim.get();
+        let psnr = self.thresholds.psnr.get();
+        let nick = |m: CompareMetrics| {
+            glib::FlagsClass::with_type(CompareMetrics::static_type())
+                .map(|c| c.to_nick_string(m.bits()))
+                .unwrap_or_default()
+        };
+        if ssim > 0.0 && !self.metrics.contains(CompareMetrics::SSIM) {
+            return Some(format!(
+                "threshold={ssim} alerts on SSIM, but metrics={} does not compute it: add ssim \
+                 (metrics={}) or set threshold=0",
+                nick(self.metrics),
+                nick(self.metrics | CompareMetrics::SSIM)
+            ));
+        }
+        if psnr > 0.0 && !self.metrics.contains(CompareMetrics::PSNR) {
+            return Some(format!(
+                "psnr-threshold={psnr} alerts on PSNR, but metrics={} does not compute it: add \
+                 psnr (metrics={}) or set psnr-threshold=0",
+                nick(self.metrics),
+                nick(self.metrics | CompareMetrics::PSNR)
+            ));
+        }
+        None
+    }
+
     fn options(&self) -> Options {
         Options {
             metrics: Metrics {
@@ -116,12 +145,16 @@ impl CompareSink {
     fn start(&self) -> Result<(), gst::StateChangeError> {
         let settings = lock(&self.settings).clone();
         let options = settings.options();
+        if let Some(e) = settings.threshold_error() {
+            gst::element_imp_error!(self, gst::ResourceError::Settings, ("{e}"));
+            return Err(gst::StateChangeError);
+        }
         let backend = Backend::choose(&settings.device, settings.backend).map_err(|e| {
             gst::element_imp_error!(self, gst::ResourceError::Settings, ("{e}"));
             gst::StateChangeError
         })?;
         let stats = match &settings.stats_file {
-            Some(path) => Some(StatsFile::create(path, options.metrics).map_err(|e| {
+            Some(path) => Some(StatsFile::create(path).map_err(|e| {
                 gst::element_imp_error!(
                     self,
                     gst::ResourceError::OpenWrite,
@@ -157,7 +190,7 @@ impl CompareSink {
         let scorer = Scorer::new(
             backend,
             options,
-            settings.threshold.clone(),
+            settings.thresholds.clone(),
             stats,
             settings.batch_size as usize,
             memory,
@@ -253,10 +286,18 @@ impl ObjectImpl for CompareSink {
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecDouble::builder("threshold")
-                    .nick("Alert threshold")
-                    .blurb("A pair whose SSIM is below this is marked as an alert (0 = off)")
+                    .nick("SSIM alert threshold")
+                    .blurb("A pair whose SSIM is below this is an alert: 'alert' is set and a 'similarity-alert' message posted (0 = off; needs ssim in metrics)")
                     .minimum(0.0)
                     .maximum(1.0)
+                    .default_value(DEFAULT_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("psnr-threshold")
+                    .nick("PSNR alert threshold")
+                    .blurb("A pair whose PSNR is below this many dB is an alert: 'alert' is set and a 'similarity-alert' message posted (0 = off; needs psnr in metrics)")
+                    .minimum(0.0)
+                    .maximum(MAX_PSNR_THRESHOLD)
                     .default_value(DEFAULT_THRESHOLD)
                     .mutable_playing()
                     .build(),
@@ -327,7 +368,14 @@ impl ObjectImpl for CompareSink {
             }
             "backend" => s.backend = value.get().unwrap_or_default(),
             "batch-size" => s.batch_size = value.get().unwrap_or(DEFAULT_BATCH_SIZE),
-            "threshold" => s.threshold.set(value.get().unwrap_or(DEFAULT_THRESHOLD)),
+            "threshold" => s
+                .thresholds
+                .ssim
+                .set(value.get().unwrap_or(DEFAULT_THRESHOLD)),
+            "psnr-threshold" => s
+                .thresholds
+                .psnr
+                .set(value.get().unwrap_or(DEFAULT_THRESHOLD)),
             "memory-budget" => s.memory_budget = value.get().unwrap_or(0),
             "quality" => s.quality = value.get().unwrap_or_default(),
             "memory-source" => s.memory_source = value.get().unwrap_or_default(),
@@ -379,7 +427,8 @@ impl ObjectImpl for CompareSink {
             "device" => s.device.to_value(),
             "backend" => s.backend.to_value(),
             "batch-size" => s.batch_size.to_value(),
-            "threshold" => s.threshold.get().to_value(),
+            "threshold" => s.thresholds.ssim.get().to_value(),
+            "psnr-threshold" => s.thresholds.psnr.get().to_value(),
             "stats-file" => s.stats_file.to_value(),
             "sync" => s.sync.to_value(),
             "async" => s.is_async.to_value(),

@@ -15,6 +15,7 @@ mod memory;
 pub mod pairing;
 mod report;
 mod session;
+mod stats;
 mod worker;
 
 glib::wrapper! {

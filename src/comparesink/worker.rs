@@ -10,17 +10,20 @@ use gst::subclass::prelude::*;
 
 use std::sync::atomic::Ordering;
 
-use super::frames::{Converters, image_view};
+use super::frames::{Converters, image_view, plane_names};
 use super::memory::MemoryPolicy;
-use super::report::{PairReport, StatsFile, Summary, Threshold, similarity_structure};
+use super::report::{
+    PairReport, Summary, Threshold, alert_fields, present, similarity_fields, structure,
+};
 use super::session::{Job, Pair, Session};
+use super::stats::StatsFile;
 use super::{CAT, CompareBackend, CompareSink};
 use crate::memory::all_devices;
 use crate::scoring::budgeted::{BudgetedScorer, Scored};
 use crate::scoring::torch::{
     TorchScorer, check_device, default_cuda_device, device_name, parse_device,
 };
-use crate::scoring::{Options, native};
+use crate::scoring::{ChannelMode, Options, native};
 use crate::vramscale::fit_in_tier;
 
 /// Where the scores are computed.
@@ -85,11 +88,18 @@ impl Backend {
     }
 }
 
+/// The alert thresholds (0 = off), changeable while playing.
+#[derive(Clone, Debug, Default)]
+pub struct Thresholds {
+    pub ssim: Threshold,
+    pub psnr: Threshold,
+}
+
 /// Everything the scoring thread owns.
 pub struct Scorer {
     pub backend: Backend,
     pub options: Options,
-    pub threshold: Threshold,
+    pub thresholds: Thresholds,
     pub stats: Option<StatsFile>,
     pub batch_size: usize,
     pub memory: MemoryPolicy,
@@ -104,7 +114,7 @@ impl Scorer {
     pub fn new(
         backend: Backend,
         options: Options,
-        threshold: Threshold,
+        thresholds: Thresholds,
         stats: Option<StatsFile>,
         batch_size: usize,
         memory: MemoryPolicy,
@@ -114,7 +124,7 @@ impl Scorer {
             summary: Summary::new(options.metrics),
             backend,
             options,
-            threshold,
+            thresholds,
             stats,
             batch_size: batch_size.max(1),
             memory,
@@ -158,20 +168,21 @@ fn run(element: glib::WeakRef<CompareSink>, session: Arc<Session>, mut scorer: S
             match job {
                 Job::Pair(pair) => pairs.push(*pair),
                 Job::Finish => {
-                    if let Some(stats) = scorer.stats.as_mut()
-                        && let Err(e) = stats.flush()
-                    {
-                        gst::element_imp_warning!(
-                            element.imp(),
-                            gst::ResourceError::Write,
-                            ("Could not write the stats file: {e}")
-                        );
-                    }
-                    let s = scorer.summary.structure(
+                    let fields = scorer.summary.fields(
                         session.unpaired(),
                         &scorer.device,
                         scorer.oom_recoveries(),
                     );
+                    if let Some(stats) = scorer.stats.as_mut()
+                        && let Err(e) = stats.write_summary(&fields)
+                    {
+                        gst::element_imp_warning!(
+                            element.imp(),
+                            gst::ResourceError::Write,
+                            ("Could not write the summary to the stats file: {e}")
+                        );
+                    }
+                    let s = structure("similarity-summary", &fields);
                     gst::info!(CAT, obj = element, "summary: {s}");
                     let _ = element
                         .post_message(gst::message::Element::builder(s).src(&element).build());
@@ -197,22 +208,25 @@ fn run(element: glib::WeakRef<CompareSink>, session: Arc<Session>, mut scorer: S
 fn score_pairs(element: &CompareSink, scorer: &mut Scorer, pairs: &[Pair]) -> Result<(), String> {
     // The compare resolution: the reference's, or its fit inside the current tier's box.
     let tier = scorer.memory.tier().cloned();
-    let mut mapped = Vec::with_capacity(pairs.len());
+    let mut prepared = Vec::with_capacity(pairs.len());
     for Pair {
         reference: r,
         distorted: d,
     } in pairs
     {
+        if let Some(text) = scorer.converters.report(&d.info, &r.info) {
+            gst::element_imp_warning!(element.imp(), gst::StreamError::Format, ("{text}"));
+        }
         let (w, h) = match &tier {
             Some(t) => fit_in_tier(&r.info, t),
             None => (r.info.width(), r.info.height()),
         };
         let target = (&r.info, w, h);
-        let reference = scorer.converters.map_as(0, &r.buffer, &r.info, target)?;
-        let distorted = scorer.converters.map_as(1, &d.buffer, &d.info, target)?;
-        mapped.push((reference, distorted));
+        let reference = scorer.converters.prepare(0, &r.buffer, &r.info, target)?;
+        let distorted = scorer.converters.prepare(1, &d.buffer, &d.info, target)?;
+        prepared.push((reference, distorted));
     }
-    let views = mapped
+    let views = prepared
         .iter()
         .map(|(r, d)| Ok((image_view(r)?, image_view(d)?)))
         .collect::<Result<Vec<_>, String>>()?;
@@ -249,8 +263,9 @@ fn score_pairs(element: &CompareSink, scorer: &mut Scorer, pairs: &[Pair]) -> Re
 
     let metrics = scorer.options.metrics;
     let tier_name = tier.as_ref().map_or("full", |t| t.name.as_str());
-    for ((Pair { reference: r, .. }, (view, _)), s) in pairs.iter().zip(&views).zip(&scored) {
+    for ((pair, (view, _)), s) in pairs.iter().zip(&views).zip(&scored) {
         let (usage, s) = (s.usage, &s.scores);
+        let (r, d) = (&pair.reference, &pair.distorted);
         if (metrics.ssim && s.ssim.is_none() || metrics.ms_ssim && s.ms_ssim.is_none())
             && !scorer.warned_small
         {
@@ -265,25 +280,43 @@ fn score_pairs(element: &CompareSink, scorer: &mut Scorer, pairs: &[Pair]) -> Re
                 )
             );
         }
-        let alert = scorer.threshold.alerts(s.ssim);
+        let alerts: Vec<(&str, f64, f64)> = [
+            ("ssim", s.ssim, scorer.thresholds.ssim.crossed(s.ssim)),
+            (
+                "psnr",
+                metrics.psnr.then_some(s.psnr),
+                scorer.thresholds.psnr.crossed(Some(s.psnr)),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(metric, value, threshold)| Some((metric, value?, threshold?)))
+        .collect();
+        let planes = (scorer.options.channels == ChannelMode::All).then(|| plane_names(view.kind));
         let report = PairReport {
             frame: scorer.next_frame,
             pts: r.pts,
             running_time: r.running_time,
+            distorted_pts: d.pts,
+            distorted_running_time: d.running_time,
             scores: s,
+            planes,
+            format: r.info.format().to_str(),
             width: view.components[0].width as u32,
             height: view.components[0].height as u32,
             channels: scorer.options.channels.as_str(),
             device: &scorer.device,
-            alert,
+            alert: !alerts.is_empty(),
             tier: tier_name,
             usage,
             memory_budget: budget,
         };
         scorer.next_frame += 1;
-        scorer.summary.add(s, view.max_value(), alert, usage.bytes);
+        scorer
+            .summary
+            .add(s, planes, view.max_value(), report.alert, usage.bytes);
+        let fields = similarity_fields(metrics, &report);
         if let Some(stats) = scorer.stats.as_mut()
-            && let Err(e) = stats.write(&report)
+            && let Err(e) = stats.write_pair(&fields)
         {
             scorer.stats = None;
             gst::element_imp_warning!(
@@ -292,9 +325,19 @@ fn score_pairs(element: &CompareSink, scorer: &mut Scorer, pairs: &[Pair]) -> Re
                 ("Could not write the stats file, no more rows will be written: {e}")
             );
         }
-        let s = similarity_structure(metrics, &report);
-        gst::debug!(CAT, obj = element, "{s}");
+        let s = structure("similarity", &present(&fields));
+        gst::log!(CAT, obj = element, "{s}");
         let _ = element.post_message(gst::message::Element::builder(s).src(element).build());
+        for (metric, value, threshold) in alerts {
+            let fields = alert_fields(report.frame, r.pts, metric, value, threshold);
+            gst::debug!(
+                CAT,
+                obj = element,
+                "alert: {metric} {value} below {threshold}"
+            );
+            let s = structure("similarity-alert", &fields);
+            let _ = element.post_message(gst::message::Element::builder(s).src(element).build());
+        }
     }
     Ok(())
 }

@@ -13,6 +13,15 @@ pub enum ColorKind {
     Rgb,
 }
 
+/// An affine map from stored sample values to compared values: `value * gain + offset`.
+/// It brings a distorted stream's samples to the reference's range and bit depth (full to
+/// limited range, 8 to 10 bits, ...) in float, exactly, without a rounding step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SampleMap {
+    pub gain: f32,
+    pub offset: f32,
+}
+
 /// One colour component inside a buffer: the sample at column `x`, row `y` starts at byte
 /// `offset + y * stride + x * pixel_stride` of `data`. 16-bit samples are little-endian.
 #[derive(Clone, Copy, Debug)]
@@ -23,6 +32,10 @@ pub struct Component<'a> {
     pub pixel_stride: usize,
     pub width: usize,
     pub height: usize,
+    /// Bits the value sits above the bottom of its 16-bit word (P010: 6); shifted out.
+    pub shift: u32,
+    /// Applied after reading; `None` compares the samples as stored.
+    pub map: Option<SampleMap>,
 }
 
 /// An image as the engine sees it: Gray has one component, Yuv and Rgb three (Y, U, V or
@@ -89,14 +102,23 @@ impl Component<'_> {
         Ok(())
     }
 
-    /// Writes row `y` as f32 into `out` (`out.len() == width`).
+    /// Writes row `y` as f32 into `out` (`out.len() == width`), shifted and mapped.
     pub(crate) fn row_f32(&self, depth: u32, y: usize, out: &mut [f32]) {
+        self.raw_row_f32(depth, y, out);
+        if let Some(m) = self.map {
+            for o in out.iter_mut() {
+                *o = o.mul_add(m.gain, m.offset);
+            }
+        }
+    }
+
+    fn raw_row_f32(&self, depth: u32, y: usize, out: &mut [f32]) {
         let start = self.offset + y * self.stride;
         if depth > 8 {
             let row = &self.data[start..];
             for (x, o) in out.iter_mut().enumerate() {
                 let i = x * self.pixel_stride;
-                *o = u16::from_le_bytes([row[i], row[i + 1]]) as f32;
+                *o = (u16::from_le_bytes([row[i], row[i + 1]]) >> self.shift) as f32;
             }
         } else if self.pixel_stride == 1 {
             let row = &self.data[start..start + out.len()];
@@ -111,7 +133,8 @@ impl Component<'_> {
         }
     }
 
-    /// Copies the samples, tightly packed, as raw little-endian bytes.
+    /// Copies the samples, tightly packed, as raw little-endian bytes (not shifted or
+    /// mapped).
     pub(crate) fn packed_bytes(&self, depth: u32) -> Vec<u8> {
         let bps = Self::bytes_per_sample(depth);
         let mut out = Vec::with_capacity(self.width * self.height * bps);
@@ -171,9 +194,10 @@ impl<'a> ImageView<'a> {
     pub fn check_comparable(&self, other: &ImageView<'_>, mode: ChannelMode) -> Result<(), Error> {
         self.validate()?;
         other.validate()?;
-        if self.depth != other.depth {
+        // Another depth is comparable once the samples are mapped to this one's scale.
+        if self.depth != other.depth && other.components.iter().any(|c| c.map.is_none()) {
             return Err(Error::Mismatch(format!(
-                "bit depths differ ({} and {})",
+                "bit depths differ ({} and {}) and the samples are not mapped",
                 self.depth, other.depth
             )));
         }
@@ -214,6 +238,8 @@ mod tests {
                 pixel_stride: 1,
                 width: w,
                 height: h,
+                shift: 0,
+                map: None,
             }],
         }
     }
@@ -243,10 +269,57 @@ mod tests {
             pixel_stride: 4,
             width: 2,
             height: 1,
+            shift: 0,
+            map: None,
         };
         let mut row = [0f32; 2];
         c.row_f32(16, 0, &mut row);
         assert_eq!(row, [1.0, 256.0]);
         assert_eq!(c.packed_bytes(16), vec![1, 0, 0, 1]);
+    }
+
+    #[test]
+    fn msb_aligned_samples_are_shifted_and_maps_applied() {
+        // P010-style: 10-bit values 1023 and 64 in the top bits of 16-bit words.
+        let words = [1023u16 << 6, 64 << 6];
+        let data: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut c = Component {
+            data: &data,
+            offset: 0,
+            stride: 4,
+            pixel_stride: 2,
+            width: 2,
+            height: 1,
+            shift: 6,
+            map: None,
+        };
+        let mut row = [0f32; 2];
+        c.row_f32(10, 0, &mut row);
+        assert_eq!(row, [1023.0, 64.0]);
+        // Full range to limited range at 10 bits: 64 + v * 876 / 1023.
+        c.map = Some(SampleMap {
+            gain: 876.0 / 1023.0,
+            offset: 64.0,
+        });
+        c.row_f32(10, 0, &mut row);
+        assert_eq!(row[0], 940.0);
+        assert!((row[1] - (64.0 + 64.0 * 876.0 / 1023.0)).abs() < 1e-4);
+    }
+
+    #[test]
+    fn other_depths_need_a_map() {
+        let data = [0u8; 128];
+        let a = gray(&data, 8, 8);
+        // The same size at 10 bits: two bytes a sample.
+        let mut b = gray(&data, 8, 8);
+        b.depth = 10;
+        b.components[0].stride = 16;
+        let err = a.check_comparable(&b, ChannelMode::Luma).unwrap_err();
+        assert!(err.to_string().contains("not mapped"), "{err}");
+        b.components[0].map = Some(SampleMap {
+            gain: 0.25,
+            offset: 0.0,
+        });
+        assert!(a.check_comparable(&b, ChannelMode::Luma).is_ok());
     }
 }

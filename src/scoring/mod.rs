@@ -19,7 +19,7 @@ pub mod native;
 pub mod torch;
 mod window;
 
-pub use image::{ColorKind, Component, ImageView, PlaneGeometry, planes_for};
+pub use image::{ColorKind, Component, ImageView, PlaneGeometry, SampleMap, planes_for};
 pub use window::{MS_SSIM_WEIGHTS, WINDOW, ms_ssim_scales};
 
 use std::fmt;
@@ -74,6 +74,17 @@ pub struct Scores {
     pub ms_ssim: Option<f64>,
     /// How many scales MS-SSIM used (0 when it was not computed).
     pub ms_ssim_scales: u32,
+    /// Each compared plane's own scores, in plane order (one plane for luma).
+    pub planes: Vec<PlaneResult>,
+}
+
+/// The scores of one compared plane.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlaneResult {
+    pub mse: f64,
+    pub psnr: f64,
+    pub ssim: Option<f64>,
+    pub ms_ssim: Option<f64>,
 }
 
 /// Scores of one plane, before planes are combined.
@@ -177,12 +188,25 @@ pub(crate) fn combine(planes: &[PlaneScores], max_value: f64) -> Scores {
     } else {
         0
     };
+    let planes = planes
+        .iter()
+        .map(|p| {
+            let mse = p.sse / p.samples.max(1) as f64;
+            PlaneResult {
+                mse,
+                psnr: psnr(mse, max_value),
+                ssim: p.ssim,
+                ms_ssim: p.ms_ssim.map(|(v, _)| v),
+            }
+        })
+        .collect();
     Scores {
         mse,
         psnr: psnr(mse, max_value),
         ssim,
         ms_ssim,
         ms_ssim_scales,
+        planes,
     }
 }
 
@@ -249,5 +273,9 @@ mod tests {
         assert!((s.mse - 400.0 / 150.0).abs() < 1e-12);
         assert!((s.ssim.unwrap() - (90.0 + 10.0 + 10.0) / 150.0).abs() < 1e-12);
         assert_eq!(s.ms_ssim, None);
+        assert_eq!(s.planes.len(), 3);
+        assert_eq!(s.planes[0].mse, 4.0);
+        assert_eq!(s.planes[1].psnr, f64::INFINITY);
+        assert_eq!(s.planes[2].ssim, Some(0.4));
     }
 }

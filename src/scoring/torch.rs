@@ -272,10 +272,13 @@ impl TorchScorer {
         self.allocation_point()?;
         let mut bytes = Vec::new();
         let (mut batch, mut width, mut height, mut depth) = (0i64, 0, 0, 8);
+        // The components of a group share their sample layout (see `same_layout`).
+        let (mut shift, mut map) = (0, None);
         for (c, d) in components {
             bytes.extend_from_slice(&c.packed_bytes(d));
             batch += 1;
             (width, height, depth) = (c.width as i64, c.height as i64, d);
+            (shift, map) = (c.shift, c.map);
         }
         let shape = [batch, 1, height, width];
         let samples = if depth > 8 {
@@ -294,7 +297,16 @@ impl TorchScorer {
                 .f_view(shape)?
                 .f_to_device(self.device)?
         };
-        Ok(samples.f_to_kind(Kind::Float)?)
+        let mut samples = samples.f_to_kind(Kind::Float)?;
+        if shift > 0 {
+            samples = samples.f_div_scalar((1u32 << shift) as f64)?.f_floor()?;
+        }
+        if let Some(m) = map {
+            samples = samples
+                .f_mul_scalar(m.gain as f64)?
+                .f_add_scalar(m.offset as f64)?;
+        }
+        Ok(samples)
     }
 
     /// Per-image mean SSIM and mean contrast-structure term, as two [batch] tensors.
@@ -508,10 +520,15 @@ fn same_layout(
             .map(|s| v.geometry(s))
             .collect()
     };
+    let samples =
+        |v: &ImageView<'_>| -> Vec<_> { v.components.iter().map(|c| (c.shift, c.map)).collect() };
     a.0.kind == b.0.kind
         && a.1.kind == b.1.kind
         && a.0.depth == b.0.depth
+        && a.1.depth == b.1.depth
         && geometry(&a.0) == geometry(&b.0)
+        && samples(&a.0) == samples(&b.0)
+        && samples(&a.1) == samples(&b.1)
 }
 
 #[cfg(test)]

@@ -297,7 +297,7 @@ impl ElementImpl for VramScale {
                 .format_list([
                     I420, Yv12, Nv12, Nv21, Y42b, Y444, Y41b, Yuy2, Uyvy, Yvyu, Ayuv, Rgb, Bgr,
                     Rgba, Bgra, Rgbx, Bgrx, Argb, Abgr, Xrgb, Xbgr, Gray8, Gray16Le, Gray16Be,
-                    I42010le, I42210le, Y44410le, P01010le,
+                    I42010le, I42210le, Y44410le, P01010le, I42012le, Y44412le,
                 ])
                 .build();
             [gst::PadDirection::Src, gst::PadDirection::Sink]

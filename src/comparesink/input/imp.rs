@@ -84,6 +84,12 @@ impl ElementImpl for CompareInput {
 }
 
 impl BaseSinkImpl for CompareInput {
+    fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
+        let caps = super::offered_caps(filter);
+        gst::trace!(CAT, imp = self, "offering {caps} for {filter:?}");
+        Some(caps)
+    }
+
     fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = gst_video::VideoInfo::from_caps(caps)
             .map_err(|_| gst::loggable_error!(CAT, "invalid {} caps {caps}", self.side().name()))?;

@@ -32,13 +32,40 @@ impl CompareInput {
     }
 }
 
-/// The caps both pads accept.
+/// The YUV and grey formats both pads accept, in order of preference.
+fn yuv_and_gray_formats() -> Vec<gst_video::VideoFormat> {
+    use gst_video::VideoFormat::*;
+    vec![
+        I420, Yv12, Nv12, Nv21, Y42b, Y444, I42010le, I42210le, Y44410le, P01010le, I42012le,
+        Y44412le, Gray8, Gray16Le,
+    ]
+}
+
+/// The caps both pads accept: YUV and grey formats first, then RGB.
 pub fn caps() -> gst::Caps {
     use gst_video::VideoFormat::*;
+    let mut formats = yuv_and_gray_formats();
+    formats.extend([Rgb, Bgr, Rgba, Bgra, Rgbx, Bgrx, Argb, Abgr, Xrgb, Xbgr]);
     gst_video::VideoCapsBuilder::new()
-        .format_list([
-            Gray8, Gray16Le, I420, Yv12, Nv12, Nv21, Y42b, Y444, Rgb, Bgr, Rgba, Bgra, Rgbx, Bgrx,
-            Argb, Abgr, Xrgb, Xbgr,
-        ])
+        .format_list(formats)
         .build()
+}
+
+/// What a pad offers upstream for `filter` (what upstream can produce): the YUV and grey
+/// formats alone, in our order, whenever upstream can produce one of them, so that a
+/// converter or a test source upstream keeps its own YUV format or picks I420 rather than
+/// RGB; RGB only when upstream produces nothing else.
+pub fn offered_caps(filter: Option<&gst::Caps>) -> gst::Caps {
+    let Some(filter) = filter else {
+        return caps();
+    };
+    let preferred = gst_video::VideoCapsBuilder::new()
+        .format_list(yuv_and_gray_formats())
+        .build()
+        .intersect_with_mode(filter, gst::CapsIntersectMode::First);
+    if preferred.is_empty() {
+        caps().intersect_with_mode(filter, gst::CapsIntersectMode::First)
+    } else {
+        preferred
+    }
 }
