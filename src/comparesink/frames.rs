@@ -65,6 +65,28 @@ fn same_colour(a: &gst_video::VideoInfo, b: &gst_video::VideoInfo) -> bool {
         && ca.primaries() == cb.primaries()
 }
 
+/// The format colour conversions write: the reference's layout at 12 bits or more. Its
+/// 8-bit matrix path is about a code off (BT.601 to BT.709 luma came out 1.1 codes low
+/// against numpy and FFmpeg, 0.8 dB of PSNR); through 12 bits it is within 0.2 codes, and
+/// the engine brings the samples to the reference's depth in float.
+fn precise_format(like: &gst_video::VideoInfo) -> gst_video::VideoFormat {
+    use gst_video::VideoFormat::*;
+    let finfo = like.format_info();
+    if finfo.depth()[0] >= 12 {
+        return like.format();
+    }
+    match color_kind(like) {
+        Some(ColorKind::Gray) => Gray16Le,
+        Some(ColorKind::Yuv) => match (finfo.w_sub()[1], finfo.h_sub()[1]) {
+            (1, 1) => I42012le,
+            (1, 0) => I42212le,
+            (0, 0) => Y44412le,
+            _ => like.format(),
+        },
+        _ => like.format(),
+    }
+}
+
 /// The maps taking samples of `from` to the range and bit depth of `to`, from GStreamer's
 /// range offsets; `None` when they are the identity.
 fn range_maps(from: &gst_video::VideoInfo, to: &gst_video::VideoInfo) -> Option<[SampleMap; 3]> {
@@ -222,7 +244,12 @@ impl Converters {
         } else {
             info.colorimetry().range()
         };
-        let out_info = gst_video::VideoInfo::builder(like.format(), width, height)
+        let format = if via_rgb || !same_colour(info, like) {
+            precise_format(like)
+        } else {
+            like.format()
+        };
+        let out_info = gst_video::VideoInfo::builder(format, width, height)
             .fps(info.fps())
             .par(info.par())
             .interlace_mode(info.interlace_mode())
@@ -281,7 +308,7 @@ pub fn image_view(prepared: &Prepared) -> Result<ImageView<'_>, String> {
         .map(|c| {
             Ok(Component {
                 data: frame.comp_data(c).map_err(|e| e.to_string())?,
-                offset: 0,
+                offset: two_byte_offset_fix(finfo, c as usize),
                 stride: frame.comp_stride(c) as usize,
                 pixel_stride: frame.comp_pstride(c) as usize,
                 width: frame.comp_width(c) as usize,
@@ -298,11 +325,72 @@ pub fn image_view(prepared: &Prepared) -> Result<ImageView<'_>, String> {
     })
 }
 
+/// Bytes to add to GStreamer's offset of a component. GStreamer 1.22 places P010's V
+/// sample 1 byte into its 4-byte U/V pair, as NV12's (its own packing code does not use
+/// that offset); two-byte samples start on even bytes, so it is 2.
+fn two_byte_offset_fix(finfo: gst_video::VideoFormatInfo, c: usize) -> usize {
+    let poffset = finfo.poffset()[c] as usize;
+    if finfo.bits() > 8 && poffset % 2 == 1 {
+        poffset
+    } else {
+        0
+    }
+}
+
 /// The names of the compared planes, for per-plane fields: y, u, v or r, g, b.
 pub fn plane_names(kind: ColorKind) -> &'static [&'static str] {
     match kind {
         ColorKind::Gray => &["y"],
         ColorKind::Yuv => &["y", "u", "v"],
         ColorKind::Rgb => &["r", "g", "b"],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p010_chroma_samples_start_on_even_bytes() {
+        gst::init().unwrap();
+        let p010 = gst_video::VideoFormatInfo::from_format(gst_video::VideoFormat::P01010le);
+        let corrected: Vec<usize> = (0..3)
+            .map(|c| p010.poffset()[c] as usize + two_byte_offset_fix(p010, c))
+            .collect();
+        assert_eq!(corrected, [0, 0, 2]);
+        let nv12 = gst_video::VideoFormatInfo::from_format(gst_video::VideoFormat::Nv12);
+        assert_eq!(two_byte_offset_fix(nv12, 2), 0);
+    }
+
+    #[test]
+    fn range_maps_follow_gstreamers_offsets() {
+        gst::init().unwrap();
+        let info = |format, range| {
+            gst_video::VideoInfo::builder(format, 64, 48)
+                .colorimetry(&gst_video::VideoColorimetry::new(
+                    range,
+                    gst_video::VideoColorMatrix::Bt709,
+                    gst_video::VideoTransferFunction::Bt709,
+                    gst_video::VideoColorPrimaries::Bt709,
+                ))
+                .build()
+                .unwrap()
+        };
+        use gst_video::VideoColorRange::{Range0_255 as Full, Range16_235 as Limited};
+        use gst_video::VideoFormat::{I420, I42010le};
+        assert_eq!(range_maps(&info(I420, Limited), &info(I420, Limited)), None);
+        // 8-bit limited to 10-bit limited is × 4, luma and chroma alike.
+        let m = range_maps(&info(I420, Limited), &info(I42010le, Limited)).unwrap();
+        for c in m {
+            assert!(
+                (c.gain - 4.0).abs() < 1e-6 && c.offset.abs() < 1e-4,
+                "{c:?}"
+            );
+        }
+        // Full to limited: Y 16 + 219/255 y, C 128 + 224/255 (c − 128).
+        let m = range_maps(&info(I420, Full), &info(I420, Limited)).unwrap();
+        assert!((m[0].gain - 219.0 / 255.0).abs() < 1e-6 && (m[0].offset - 16.0).abs() < 1e-4);
+        let c = 200.0 * m[1].gain + m[1].offset;
+        assert!((c - (128.0 + 72.0 * 224.0 / 255.0)).abs() < 1e-4, "{c}");
     }
 }

@@ -19,6 +19,7 @@ pub fn init() {
 #[derive(Debug, Default)]
 pub struct Run {
     pub pairs: Vec<gst::Structure>,
+    pub alerts: Vec<gst::Structure>,
     pub summary: Option<gst::Structure>,
     pub warnings: Vec<String>,
     pub error: Option<String>,
@@ -47,6 +48,7 @@ fn collect(bus: &gst::Bus, name: &str, out: &mut Run) {
                 let Some(s) = e.structure() else { continue };
                 match s.name().as_str() {
                     "similarity" => out.pairs.push(s.to_owned()),
+                    "similarity-alert" => out.alerts.push(s.to_owned()),
                     "similarity-summary" => out.summary = Some(s.to_owned()),
                     _ => {}
                 }
@@ -193,6 +195,52 @@ pub fn png_frame(name: &str) -> (gst_video::VideoInfo, gst::Buffer) {
         data[y * stride..y * stride + row].copy_from_slice(&bytes[y * row..(y + 1) * row]);
     }
     (info, frame.into_buffer())
+}
+
+/// Frame `index` of a raw fixture in tests/fixtures/video (planes tightly packed, one after
+/// the other, as FFmpeg's rawvideo writes them) as a buffer of `info`.
+pub fn raw_frame(name: &str, info: &gst_video::VideoInfo, index: usize) -> gst::Buffer {
+    let path = format!("{}/tests/fixtures/video/{name}", env!("CARGO_MANIFEST_DIR"));
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let buffer = gst::Buffer::with_size(info.size()).expect("buffer");
+    let mut frame = gst_video::VideoFrame::from_buffer_writable(buffer, info).expect("map");
+    let finfo = info.format_info();
+    // Each plane's tight row: the width and pixel stride of its first component.
+    let planes: Vec<(usize, usize)> = (0..frame.n_planes())
+        .map(|p| {
+            let c = (0..finfo.n_components())
+                .find(|&c| finfo.plane()[c as usize] == p)
+                .expect("a component in every plane");
+            (
+                (frame.comp_width(c) * frame.comp_pstride(c) as u32) as usize,
+                frame.comp_height(c) as usize,
+            )
+        })
+        .collect();
+    let frame_bytes: usize = planes.iter().map(|(row, rows)| row * rows).sum();
+    let mut at = index * frame_bytes;
+    assert!(
+        at + frame_bytes <= data.len(),
+        "{path} has no frame {index}"
+    );
+    for (p, (row, rows)) in planes.into_iter().enumerate() {
+        let stride = frame.plane_stride()[p] as usize;
+        let plane = frame.plane_data_mut(p as u32).expect("plane");
+        for y in 0..rows {
+            plane[y * stride..y * stride + row].copy_from_slice(&data[at..at + row]);
+            at += row;
+        }
+    }
+    frame.into_buffer()
+}
+
+/// The scores tests/fixtures/generate_video.py computed.
+pub fn video_expected() -> serde_json::Value {
+    let path = format!(
+        "{}/tests/fixtures/video/expected.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
 }
 
 /// The scores tests/fixtures/generate.py computed for a case.
