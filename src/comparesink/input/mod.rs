@@ -41,30 +41,45 @@ fn yuv_and_gray_formats() -> Vec<gst_video::VideoFormat> {
     ]
 }
 
-/// The caps both pads accept: YUV and grey formats first, then RGB.
-pub fn caps() -> gst::Caps {
+/// Every format both pads accept: YUV and grey first, then RGB.
+fn all_formats() -> Vec<gst_video::VideoFormat> {
     use gst_video::VideoFormat::*;
     let mut formats = yuv_and_gray_formats();
     formats.extend([Rgb, Bgr, Rgba, Bgra, Rgbx, Bgrx, Argb, Abgr, Xrgb, Xbgr]);
+    formats
+}
+
+/// The caps both pads accept (the pad templates).
+pub fn caps() -> gst::Caps {
     gst_video::VideoCapsBuilder::new()
-        .format_list(formats)
+        .format_list(all_formats())
         .build()
+}
+
+/// One structure per format, in order: an intersection in upstream's order (a capsfilter's)
+/// keeps our order then, since it walks our structures within each of upstream's.
+fn one_structure_each(formats: impl IntoIterator<Item = gst_video::VideoFormat>) -> gst::Caps {
+    let mut caps = gst::Caps::new_empty();
+    let list = caps.make_mut();
+    for format in formats {
+        list.append(gst_video::VideoCapsBuilder::new().format(format).build());
+    }
+    caps
 }
 
 /// What a pad offers upstream for `filter` (what upstream can produce): the YUV and grey
 /// formats alone, in our order, whenever upstream can produce one of them, so that a
-/// converter or a test source upstream keeps its own YUV format or picks I420 rather than
-/// RGB; RGB only when upstream produces nothing else.
+/// converter keeps its input's YUV format (its least-loss choice) and a test source picks
+/// I420 rather than its first, RGB, format; RGB only when upstream produces nothing else.
 pub fn offered_caps(filter: Option<&gst::Caps>) -> gst::Caps {
+    let all = one_structure_each(all_formats());
     let Some(filter) = filter else {
-        return caps();
+        return all;
     };
-    let preferred = gst_video::VideoCapsBuilder::new()
-        .format_list(yuv_and_gray_formats())
-        .build()
+    let preferred = one_structure_each(yuv_and_gray_formats())
         .intersect_with_mode(filter, gst::CapsIntersectMode::First);
     if preferred.is_empty() {
-        caps().intersect_with_mode(filter, gst::CapsIntersectMode::First)
+        all.intersect_with_mode(filter, gst::CapsIntersectMode::First)
     } else {
         preferred
     }

@@ -1,0 +1,228 @@
+//! What `comparesink` says about what it compared: the negotiated format, alerts and their
+//! thresholds, and a stats file that keeps every scored pair when the pipeline stops.
+
+mod common;
+
+use common::*;
+use gst::prelude::*;
+use gst_video::VideoFormat;
+
+fn f64_field(s: &gst::Structure, name: &str) -> f64 {
+    s.get::<f64>(name)
+        .unwrap_or_else(|e| panic!("{name} in {s}: {e}"))
+}
+
+/// The `format` of the first pair when `branch` feeds both pads.
+fn negotiated(branch: &str) -> String {
+    init();
+    let desc =
+        format!("{branch} ! c.reference {branch} ! c.distorted comparesink name=c metrics=psnr");
+    let pipeline = gst::parse::launch(&desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let run = run(&pipeline, "c", || {});
+    assert_eq!(run.error, None, "{desc}");
+    run.pairs[0].get::<String>("format").unwrap()
+}
+
+#[test]
+fn negotiation_prefers_the_upstream_yuv_format_then_i420() {
+    let src = "videotestsrc num-buffers=2";
+    let size = "width=64,height=48";
+    // A test source offers every format: I420, not its first (RGB) one, straight into the
+    // pads or through a capsfilter.
+    assert_eq!(negotiated(src), "I420");
+    assert_eq!(negotiated(&format!("{src} ! video/x-raw,{size}")), "I420");
+    // A converter keeps its input's YUV or grey format, at its depth.
+    for format in ["Y444_10LE", "NV12", "GRAY8", "I420_12LE", "P010_10LE"] {
+        let branch = format!("{src} ! video/x-raw,format={format},{size} ! videoconvert");
+        assert_eq!(negotiated(&branch), format, "{branch}");
+    }
+    // From RGB through a converter: a YUV format, not RGB.
+    let branch = format!("{src} ! video/x-raw,format=ABGR,{size} ! videoconvert");
+    let format = negotiated(&branch);
+    let info = gst_video::VideoFormatInfo::from_format(format.parse().unwrap());
+    assert!(info.is_yuv(), "{branch}: {format}");
+    // RGB when upstream offers nothing else.
+    let branch = format!("{src} ! video/x-raw,format=ABGR,{size}");
+    assert_eq!(negotiated(&branch), "ABGR");
+}
+
+#[test]
+fn the_pads_accept_high_bit_depth_formats() {
+    init();
+    let sink = gst::ElementFactory::make("comparesink").build().unwrap();
+    for pad in ["reference", "distorted"] {
+        let caps = sink.static_pad(pad).unwrap().pad_template_caps();
+        for format in [
+            "I420_10LE",
+            "I422_10LE",
+            "Y444_10LE",
+            "P010_10LE",
+            "I420_12LE",
+            "Y444_12LE",
+            "GRAY16_LE",
+        ] {
+            let wanted = gst::Caps::builder("video/x-raw")
+                .field("format", format)
+                .build();
+            assert!(caps.can_intersect(&wanted), "{pad}: {format} in {caps}");
+        }
+    }
+}
+
+/// Four NV12 pairs: 0 and 2 identical, 1 and 3 shifted.
+fn alternating_run(props: &str) -> Run {
+    init();
+    let info = video_info(VideoFormat::Nv12, 64, 48, 25);
+    let caps = info.to_caps().unwrap();
+    let p = AppPipeline::new(props, &caps, &caps);
+    let reference = (0..4)
+        .map(|i| timed(frame(&info, pattern(0)), Some(i * 40), Some(40)))
+        .collect();
+    let distorted = (0..4)
+        .map(|i| timed(frame(&info, pattern(i as u32 % 2)), Some(i * 40), Some(40)))
+        .collect();
+    p.run(reference, distorted)
+}
+
+#[test]
+fn both_thresholds_alert_and_post_alert_messages() {
+    let run = alternating_run("metrics=psnr+ssim threshold=0.999 psnr-threshold=60");
+    assert_eq!(run.error, None);
+    let alerted: Vec<bool> = run
+        .pairs
+        .iter()
+        .map(|s| s.get::<bool>("alert").unwrap())
+        .collect();
+    assert_eq!(alerted, [false, true, false, true]);
+    let alerts: Vec<(u64, String)> = run
+        .alerts
+        .iter()
+        .map(|a| {
+            (
+                a.get::<u64>("frame").unwrap(),
+                a.get::<String>("metric").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        alerts,
+        [
+            (1, "ssim".to_string()),
+            (1, "psnr".to_string()),
+            (3, "ssim".to_string()),
+            (3, "psnr".to_string())
+        ]
+    );
+    for a in &run.alerts {
+        let frame = a.get::<u64>("frame").unwrap() as usize;
+        let metric = a.get::<String>("metric").unwrap();
+        let pair = &run.pairs[frame];
+        assert_eq!(f64_field(a, "value"), f64_field(pair, &metric));
+        let threshold = if metric == "ssim" { 0.999 } else { 60.0 };
+        assert_eq!(f64_field(a, "threshold"), threshold);
+        assert!(f64_field(a, "value") < threshold);
+        assert_eq!(
+            a.get::<u64>("pts").unwrap(),
+            pair.get::<u64>("pts").unwrap()
+        );
+    }
+    assert_eq!(run.summary.unwrap().get::<u64>("alerts").unwrap(), 2);
+
+    // The PSNR threshold alone: the shifted pairs are near 10 dB, so 5 dB never alerts.
+    let run = alternating_run("metrics=psnr psnr-threshold=5");
+    assert_eq!(run.error, None);
+    assert!(run.alerts.is_empty());
+    let run = alternating_run("metrics=psnr psnr-threshold=30");
+    assert_eq!(run.alerts.len(), 2);
+}
+
+#[test]
+fn a_threshold_on_a_metric_not_computed_fails_at_start_up() {
+    for (props, needs) in [
+        (
+            "metrics=psnr threshold=0.95",
+            "threshold=0.95 alerts on SSIM",
+        ),
+        (
+            "metrics=ssim psnr-threshold=30",
+            "psnr-threshold=30 alerts on PSNR",
+        ),
+    ] {
+        let run = alternating_run(props);
+        let e = run.error.expect("the pipeline fails to start");
+        assert!(e.contains(needs), "{props}: {e}");
+        assert!(run.pairs.is_empty());
+    }
+}
+
+/// Plays two endless live-like test sources into comparesink with a stats file, collects
+/// `similarity` messages until `n`, sets the pipeline to NULL, and returns them.
+fn stop_mid_stream(path: &std::path::Path, n: usize) -> Vec<gst::Structure> {
+    init();
+    let branch = "videotestsrc pattern=ball ! video/x-raw,format=I420,width=160,height=120";
+    let desc = format!(
+        "{branch} ! queue ! c.reference {branch} ! videobalance brightness=0.1 ! queue ! c.distorted \
+         comparesink name=c metrics=psnr+ssim channels=all stats-file={}",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(&desc).unwrap();
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut pairs = Vec::new();
+    while pairs.len() < n {
+        let msg = bus
+            .timed_pop(gst::ClockTime::from_seconds(30))
+            .expect("messages");
+        match msg.view() {
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure().filter(|s| s.name() == "similarity") {
+                    pairs.push(s.to_owned());
+                }
+            }
+            gst::MessageView::Error(e) => panic!("{}", e.error()),
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    pairs
+}
+
+#[test]
+fn the_stats_file_holds_every_scored_pair_after_a_stop() {
+    let dir = std::env::temp_dir().join(format!("comparesink-stop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["rows.csv", "rows.jsonl"] {
+        let path = dir.join(name);
+        let pairs = stop_mid_stream(&path, 40);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with('\n'), "every row is whole");
+        let frames: Vec<u64> = if name.ends_with(".csv") {
+            let mut lines = text.lines();
+            let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+            assert!(header.contains(&"psnr-u") && header.contains(&"ssim-v"));
+            lines
+                .map(|l| l.split(',').next().unwrap().parse().unwrap())
+                .collect()
+        } else {
+            text.lines()
+                .map(|l| {
+                    let row: serde_json::Value = serde_json::from_str(l).unwrap();
+                    row["frame"].as_u64().unwrap()
+                })
+                .collect()
+        };
+        // Every pair posted is in the file (rows are written before the message), in order.
+        assert!(
+            frames.len() >= pairs.len(),
+            "{} rows, {} pairs",
+            frames.len(),
+            pairs.len()
+        );
+        let expected: Vec<u64> = (0..frames.len() as u64).collect();
+        assert_eq!(frames, expected);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
