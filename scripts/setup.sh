@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building, testing and running the plugin needs, idempotently:
-# Debian packages (GStreamer 1.22 development files, tools and plugins, meson, FFmpeg for
-# the benchmark), and libtorch 2.11 from PyPI in the project-local virtual environment
+# Debian packages (GStreamer 1.22 development files, tools and plugins, PyGObject for the
+# Python example, meson, FFmpeg for the benchmark), and libtorch 2.11 from PyPI in the project-local virtual environment
 # .venv (linked as .venv/libtorch, where .cargo/config.toml points tch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ packages=(
   build-essential pkg-config git
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  python3 python3-venv python3-pip
+  python3 python3-venv python3-pip python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   meson ninja-build ffmpeg
 )
 missing=()
