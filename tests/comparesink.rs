@@ -212,21 +212,8 @@ fn frames_without_timestamps_pair_in_arrival_order() {
 #[test]
 fn messages_and_summary_carry_every_field() {
     init();
-    let info = video_info(VideoFormat::Nv12, 64, 48, 25);
-    let caps = info.to_caps().unwrap();
-    let p = AppPipeline::new(
-        "metrics=mse+psnr+ssim+ms-ssim threshold=0.999",
-        &caps,
-        &caps,
-    );
-    let reference = (0..4)
-        .map(|i| timed(frame(&info, pattern(0)), Some(i * 40), Some(40)))
-        .collect();
     // Frames 0 and 2 identical, 1 and 3 shifted: alerts on 1 and 3.
-    let distorted = (0..4)
-        .map(|i| timed(frame(&info, pattern(i as u32 % 2)), Some(i * 40), Some(40)))
-        .collect();
-    let run = p.run(reference, distorted);
+    let run = alternating_run("metrics=mse+psnr+ssim+ms-ssim threshold=0.999");
     assert_eq!(run.error, None);
     assert_eq!(run.pairs.len(), 4);
     for (i, s) in run.pairs.iter().enumerate() {

@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use gst::prelude::*;
-use gst_video::VideoFormat;
 
 fn f64_field(s: &gst::Structure, name: &str) -> f64 {
     s.get::<f64>(name)
@@ -70,21 +69,6 @@ fn the_pads_accept_high_bit_depth_formats() {
             assert!(caps.can_intersect(&wanted), "{pad}: {format} in {caps}");
         }
     }
-}
-
-/// Four NV12 pairs: 0 and 2 identical, 1 and 3 shifted.
-fn alternating_run(props: &str) -> Run {
-    init();
-    let info = video_info(VideoFormat::Nv12, 64, 48, 25);
-    let caps = info.to_caps().unwrap();
-    let p = AppPipeline::new(props, &caps, &caps);
-    let reference = (0..4)
-        .map(|i| timed(frame(&info, pattern(0)), Some(i * 40), Some(40)))
-        .collect();
-    let distorted = (0..4)
-        .map(|i| timed(frame(&info, pattern(i as u32 % 2)), Some(i * 40), Some(40)))
-        .collect();
-    p.run(reference, distorted)
 }
 
 #[test]

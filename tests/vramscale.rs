@@ -8,8 +8,8 @@ use std::time::Duration;
 use common::*;
 use gst::prelude::*;
 use gst_check::Harness;
-use gst_video::prelude::*;
 use gst_video::VideoFormat;
+use gst_video::prelude::*;
 
 fn harness(props: &[(&str, &str)], info: &gst_video::VideoInfo) -> Harness {
     init();

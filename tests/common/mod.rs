@@ -116,6 +116,22 @@ impl AppPipeline {
     }
 }
 
+/// Four 64×48 NV12 pairs through `comparesink` with `props`: pairs 0 and 2 identical, 1
+/// and 3 shifted by a pixel.
+pub fn alternating_run(props: &str) -> Run {
+    init();
+    let info = video_info(gst_video::VideoFormat::Nv12, 64, 48, 25);
+    let caps = info.to_caps().expect("caps");
+    let p = AppPipeline::new(props, &caps, &caps);
+    let reference = (0..4)
+        .map(|i| timed(frame(&info, pattern(0)), Some(i * 40), Some(40)))
+        .collect();
+    let distorted = (0..4)
+        .map(|i| timed(frame(&info, pattern(i as u32 % 2)), Some(i * 40), Some(40)))
+        .collect();
+    p.run(reference, distorted)
+}
+
 /// A frame of `info` whose component samples are `f(component, x, y)`.
 pub fn frame(info: &gst_video::VideoInfo, f: impl Fn(u32, u32, u32) -> u8) -> gst::Buffer {
     let buffer = gst::Buffer::with_size(info.size()).expect("buffer");
