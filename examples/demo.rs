@@ -137,12 +137,13 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                         );
                     }
                     "similarity" => println!(
-                        "frame {:3}  {:5.2}s  PSNR {:6.2} dB  SSIM {:.4}  MS-SSIM {:.4}  ({}x{} on {})",
+                        "frame {:3}  {:5.2}s  PSNR {:6.2} dB  SSIM {:.4}  MS-SSIM {:.4}  ({} {}x{} on {})",
                         s.get::<u64>("frame")?,
                         s.get::<u64>("pts")? as f64 / 1e9,
                         s.get::<f64>("psnr")?,
                         s.get::<f64>("ssim")?,
                         s.get::<f64>("ms-ssim")?,
+                        s.get::<&str>("format")?,
                         s.get::<i32>("width")?,
                         s.get::<i32>("height")?,
                         s.get::<&str>("device")?,
@@ -156,10 +157,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                         );
                         for m in ["psnr", "ssim", "ms-ssim"] {
                             println!(
-                                "  {m:8} mean {:8.4}  min {:8.4}  max {:8.4}",
+                                "  {m:8} mean {:8.4}  min {:8.4}  max {:8.4}  harmonic mean {:8.4}",
                                 s.get::<f64>(format!("{m}-mean").as_str())?,
                                 s.get::<f64>(format!("{m}-min").as_str())?,
-                                s.get::<f64>(format!("{m}-max").as_str())?
+                                s.get::<f64>(format!("{m}-max").as_str())?,
+                                s.get::<f64>(format!("{m}-harmonic-mean").as_str())?
                             );
                         }
                         println!(
@@ -171,6 +173,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                     _ => {}
                 }
             }
+            // What differs between the streams and how it is compared (JPEG decodes to
+            // full range, the test source is limited range).
+            gst::MessageView::Warning(w) => println!("-- warning: {}", w.error()),
             gst::MessageView::Error(e) => break Err(format!("{} ({:?})", e.error(), e.debug())),
             gst::MessageView::Eos(_) => break Ok(()),
             _ => {}

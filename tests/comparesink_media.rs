@@ -114,6 +114,39 @@ fn full_range_against_limited_range_is_converted_and_reported() {
 }
 
 #[test]
+fn unknown_transfer_and_primaries_are_taken_as_the_references() {
+    // As JPEG decoders label frames (caps colorimetry 1:4:0:0): the full-range frame must
+    // score as when transfer and primaries are stated, and only the range is reported.
+    let e = video_expected();
+    let size = &e["size"];
+    let jpeg_like = gst_video::VideoInfo::builder(
+        VideoFormat::I420,
+        size["width"].as_u64().unwrap() as u32,
+        size["height"].as_u64().unwrap() as u32,
+    )
+    .fps(gst::Fraction::new(25, 1))
+    .colorimetry(&VideoColorimetry::new(
+        Range::Range0_255,
+        Matrix::Bt709,
+        Transfer::Unknown,
+        Primaries::Unknown,
+    ))
+    .build()
+    .unwrap();
+    let (s, warnings) = score(
+        BOTH,
+        ("range_ref_i420_limited.yuv", &limited(VideoFormat::I420)),
+        ("range_dist_i420_full.yuv", &jpeg_like),
+    );
+    check(&s, &e["range"]["luma"], 0.1, 1e-3);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        !warnings[0].contains("transfer") && !warnings[0].contains("primaries"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
 fn bt601_against_bt709_is_converted() {
     let e = video_expected();
     let bt601 = info(VideoFormat::I420, Range::Range16_235, Matrix::Bt601);

@@ -56,13 +56,47 @@ fn same_layout(a: &gst_video::VideoInfo, b: &gst_video::VideoInfo) -> bool {
         && fa.h_sub()[..n] == fb.h_sub()[..n]
 }
 
+/// Whether two colorimetry values are known and differ. An unknown one (JPEG decoders
+/// leave transfer, primaries and chroma siting unknown, caps colorimetry `1:4:0:0`) says
+/// nothing about the samples: it is taken as the other stream's, and nothing is converted.
+fn known_and_different<T: PartialEq>(a: T, b: T, unknown: T) -> bool {
+    a != unknown && b != unknown && a != b
+}
+
+fn matrix_differs(a: &gst_video::VideoInfo, b: &gst_video::VideoInfo) -> bool {
+    let unknown = gst_video::VideoColorMatrix::Unknown;
+    known_and_different(a.colorimetry().matrix(), b.colorimetry().matrix(), unknown)
+}
+
+fn transfer_differs(a: &gst_video::VideoInfo, b: &gst_video::VideoInfo) -> bool {
+    let unknown = gst_video::VideoTransferFunction::Unknown;
+    known_and_different(
+        a.colorimetry().transfer(),
+        b.colorimetry().transfer(),
+        unknown,
+    )
+}
+
+fn primaries_differ(a: &gst_video::VideoInfo, b: &gst_video::VideoInfo) -> bool {
+    let unknown = gst_video::VideoColorPrimaries::Unknown;
+    known_and_different(
+        a.colorimetry().primaries(),
+        b.colorimetry().primaries(),
+        unknown,
+    )
+}
+
+fn siting_differs(a: &gst_video::VideoInfo, b: &gst_video::VideoInfo) -> bool {
+    let unknown = gst_video::VideoChromaSite::empty();
+    known_and_different(a.chroma_site(), b.chroma_site(), unknown)
+}
+
 /// Whether the samples mean the same colours, the range aside.
 fn same_colour(a: &gst_video::VideoInfo, b: &gst_video::VideoInfo) -> bool {
-    let (ca, cb) = (a.colorimetry(), b.colorimetry());
-    let yuv = a.format_info().is_yuv();
-    (!yuv || ca.matrix() == cb.matrix() && a.chroma_site() == b.chroma_site())
-        && ca.transfer() == cb.transfer()
-        && ca.primaries() == cb.primaries()
+    let yuv = a.format_info().is_yuv() && b.format_info().is_yuv();
+    !(yuv && (matrix_differs(a, b) || siting_differs(a, b))
+        || transfer_differs(a, b)
+        || primaries_differ(a, b))
 }
 
 /// The format colour conversions write: the reference's layout at 12 bits or more. Its
@@ -142,28 +176,28 @@ pub fn differences(
             range_name(cr.range())
         ));
     }
-    if both_yuv && cd.matrix() != cr.matrix() {
+    if both_yuv && matrix_differs(dist, reference) {
         items.push(format!(
             "matrix {:?} (reference {:?})",
             cd.matrix(),
             cr.matrix()
         ));
     }
-    if cd.transfer() != cr.transfer() {
+    if transfer_differs(dist, reference) {
         items.push(format!(
             "transfer {:?} (reference {:?})",
             cd.transfer(),
             cr.transfer()
         ));
     }
-    if cd.primaries() != cr.primaries() {
+    if primaries_differ(dist, reference) {
         items.push(format!(
             "primaries {:?} (reference {:?})",
             cd.primaries(),
             cr.primaries()
         ));
     }
-    if both_yuv && dist.chroma_site() != reference.chroma_site() {
+    if both_yuv && siting_differs(dist, reference) {
         items.push(format!(
             "chroma siting {:?} (reference {:?})",
             dist.chroma_site(),
@@ -269,11 +303,10 @@ impl Converters {
             // Transfer and primaries are converted when they differ (the defaults leave
             // them; remapping the gamma otherwise would scale in linear light, unlike
             // FFmpeg and libvmaf), and no dither noise is added to the scored samples.
-            let (ci, co) = (info.colorimetry(), out_info.colorimetry());
-            if ci.transfer() != co.transfer() {
+            if transfer_differs(info, &out_info) {
                 config.set_gamma_mode(gst_video::VideoGammaMode::Remap);
             }
-            if ci.primaries() != co.primaries() {
+            if primaries_differ(info, &out_info) {
                 config.set_primaries_mode(gst_video::VideoPrimariesMode::Fast);
             }
             config.set_dither_method(gst_video::VideoDitherMethod::None);
