@@ -57,8 +57,8 @@ fn same_layout(a: &gst_video::VideoInfo, b: &gst_video::VideoInfo) -> bool {
 }
 
 /// Whether two colorimetry values are known and differ. An unknown one (JPEG decoders
-/// leave transfer, primaries and chroma siting unknown, caps colorimetry `1:4:0:0`) says
-/// nothing about the samples: it is taken as the other stream's, and nothing is converted.
+/// leave transfer and primaries unknown, caps colorimetry `1:4:0:0`) says nothing about
+/// the samples: it is taken as the other stream's, and nothing is converted.
 fn known_and_different<T: PartialEq>(a: T, b: T, unknown: T) -> bool {
     a != unknown && b != unknown && a != b
 }
