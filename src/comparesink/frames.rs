@@ -29,6 +29,8 @@ pub struct Converters {
         gst_video::VideoInfo,
         gst_video::VideoConverter,
     )>; 2],
+    /// The caps pair last looked at for differences, and the differences reported.
+    last_compared: Option<(gst_video::VideoInfo, gst_video::VideoInfo)>,
     reported: Vec<String>,
 }
 
@@ -89,6 +91,20 @@ fn primaries_differ(a: &gst_video::VideoInfo, b: &gst_video::VideoInfo) -> bool 
 fn siting_differs(a: &gst_video::VideoInfo, b: &gst_video::VideoInfo) -> bool {
     let unknown = gst_video::VideoChromaSite::empty();
     known_and_different(a.chroma_site(), b.chroma_site(), unknown)
+}
+
+/// Whether frames of `info` are read as they are against `like` at `width`×`height`, any
+/// range or bit-depth difference mapped by the engine.
+fn reads_in_place(
+    info: &gst_video::VideoInfo,
+    like: &gst_video::VideoInfo,
+    width: u32,
+    height: u32,
+) -> bool {
+    info.width() == width
+        && info.height() == height
+        && same_layout(info, like)
+        && same_colour(info, like)
 }
 
 /// Whether the samples mean the same colours, the range aside.
@@ -207,10 +223,7 @@ pub fn differences(
     if items.is_empty() {
         return None;
     }
-    let direct = dist.width() == reference.width()
-        && dist.height() == reference.height()
-        && same_layout(dist, reference)
-        && same_colour(dist, reference);
+    let direct = reads_in_place(dist, reference, reference.width(), reference.height());
     let mapped = cd.range() != cr.range()
         || dist.format_info().depth()[0] != reference.format_info().depth()[0];
     let how = match (direct, mapped) {
@@ -232,12 +245,17 @@ pub fn differences(
 }
 
 impl Converters {
-    /// The differences between the two streams' caps, the first time they are seen.
+    /// The differences between the two streams' caps, the first time they are seen. Only
+    /// a new caps pair is looked at, not every frame.
     pub fn report(
         &mut self,
         dist: &gst_video::VideoInfo,
         reference: &gst_video::VideoInfo,
     ) -> Option<String> {
+        if matches!(&self.last_compared, Some((d, r)) if d == dist && r == reference) {
+            return None;
+        }
+        self.last_compared = Some((dist.clone(), reference.clone()));
         let text = differences(dist, reference)?;
         if self.reported.contains(&text) {
             return None;
@@ -258,11 +276,7 @@ impl Converters {
         let src = gst_video::VideoFrame::from_buffer_readable(buffer.clone(), info)
             .map_err(|_| "cannot map a buffer".to_string())?;
         let (like, width, height) = target;
-        if info.width() == width
-            && info.height() == height
-            && same_layout(info, like)
-            && same_colour(info, like)
-        {
+        if reads_in_place(info, like, width, height) {
             return Ok(Prepared {
                 maps: range_maps(info, like),
                 frame: src,

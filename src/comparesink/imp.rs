@@ -303,7 +303,7 @@ impl ObjectImpl for CompareSink {
                     .build(),
                 glib::ParamSpecString::builder("stats-file")
                     .nick("Stats file")
-                    .blurb("Optional file with one row per pair: CSV when the name ends in .csv, JSON lines otherwise")
+                    .blurb("Optional file with one row per pair, written as it is scored, under the 'similarity' message's field names: CSV when the name ends in .csv, JSON lines otherwise (ending with a {\"type\": \"summary\", ...} record)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("sync")

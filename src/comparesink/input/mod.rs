@@ -72,14 +72,13 @@ fn one_structure_each(formats: impl IntoIterator<Item = gst_video::VideoFormat>)
 /// converter keeps its input's YUV format (its least-loss choice) and a test source picks
 /// I420 rather than its first, RGB, format; RGB only when upstream produces nothing else.
 pub fn offered_caps(filter: Option<&gst::Caps>) -> gst::Caps {
-    let all = one_structure_each(all_formats());
     let Some(filter) = filter else {
-        return all;
+        return one_structure_each(all_formats());
     };
     let preferred = one_structure_each(yuv_and_gray_formats())
         .intersect_with_mode(filter, gst::CapsIntersectMode::First);
     if preferred.is_empty() {
-        all.intersect_with_mode(filter, gst::CapsIntersectMode::First)
+        one_structure_each(all_formats()).intersect_with_mode(filter, gst::CapsIntersectMode::First)
     } else {
         preferred
     }
