@@ -5,7 +5,7 @@
 mod common;
 
 use gstgpucompare::scoring::budget::band_bytes;
-use gstgpucompare::scoring::budgeted::BudgetedScorer;
+use gstgpucompare::scoring::budgeted::{BudgetedScorer, SMALLEST_ATTEMPTS};
 use gstgpucompare::scoring::torch::{TorchScorer, parse_device};
 use gstgpucompare::scoring::{
     ChannelMode, ColorKind, Component, Error, ImageView, Metrics, Options, native,
@@ -156,10 +156,59 @@ fn allocation_failures_are_recovered_with_every_pair_scored_once() {
     // The first pair went in bands of 27 rows: two at full size (54 output rows), one at
     // each of MS-SSIM's two smaller scales.
     assert_eq!(got[0].usage.tiles, 4);
-    assert_eq!(
-        got[5].usage.tiles, 4,
-        "bands stay until enough batches succeed"
+    assert!(
+        got[5].usage.tiles < got[0].usage.tiles,
+        "bands grow back once batches succeed: {:?}",
+        got.iter().map(|g| g.usage.tiles).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn a_steady_rate_of_failures_never_ends_the_stream() {
+    let (w, h) = (64, 48);
+    let frames: Vec<(Vec<u8>, Vec<u8>)> = (0..8).map(|i| pair(w, h, 30 + i)).collect();
+    let views: Vec<_> = frames
+        .iter()
+        .map(|(a, b)| (gray(a, w, h), gray(b, w, h)))
+        .collect();
+    let o = opts(Metrics {
+        mse: true,
+        psnr: true,
+        ssim: true,
+        ms_ssim: true,
+    });
+    let want = scorer().score(&views, &o, 1, 0, |_| {}).unwrap();
+    let mut s = scorer();
+    // One pair at a time, as the element scores with batch-size=1; one allocation fails
+    // every third pair, faster than the bands can grow back.
+    for i in 0..200 {
+        if i % 3 == 0 {
+            s.torch.inject_allocation_failures(1);
+        }
+        let k = i % views.len();
+        let got = s
+            .score(&views[k..k + 1], &o, 1, 0, |_| {})
+            .unwrap_or_else(|e| panic!("pair {i}: {e}"));
+        assert_eq!(got.len(), 1);
+        assert!((got[0].scores.ssim.unwrap() - want[k].scores.ssim.unwrap()).abs() < 1e-6);
+        assert_eq!(got[0].scores.mse, want[k].scores.mse);
+    }
+    assert!(s.recoveries >= 66, "{}", s.recoveries);
+}
+
+#[test]
+fn the_smallest_band_is_retried_before_giving_up() {
+    let (w, h) = (32, 12); // two output rows: bands of 1 row after one halving
+    let (a, b) = pair(w, h, 3);
+    let views = [(gray(&a, w, h), gray(&b, w, h))];
+    let o = opts(Metrics::default());
+    let want = scorer().score(&views, &o, 1, 0, |_| {}).unwrap();
+    // Whole frame, then the one-row band twice: the third try of the band goes through.
+    let mut s = scorer();
+    s.torch.inject_allocation_failures(SMALLEST_ATTEMPTS);
+    let got = s.score(&views, &o, 1, 0, |_| {}).unwrap();
+    assert_eq!(got[0].scores.mse, want[0].scores.mse);
+    assert_eq!(s.recoveries, SMALLEST_ATTEMPTS as u64);
 }
 
 #[test]
@@ -173,7 +222,8 @@ fn running_out_of_memory_at_the_smallest_band_is_an_error() {
         .score(&views, &opts(Metrics::default()), 1, 0, |_| {})
         .unwrap_err();
     assert!(
-        err.to_string().contains("even for the smallest band"),
+        err.to_string()
+            .contains("times in a row on the same frame, even in the smallest bands"),
         "{err}"
     );
 }
@@ -198,4 +248,65 @@ fn the_cpu_kernel_stays_in_its_budget_and_gives_the_same_scores() {
         "{usage:?} {free_usage:?}"
     );
     assert_eq!(tight, free);
+}
+
+/// The largest difference between banded and whole-frame scores, SSIM and MS-SSIM.
+fn banded_against_whole(views: &[(ImageView<'_>, ImageView<'_>)], band_rows: usize) -> f64 {
+    let o = opts(Metrics {
+        mse: true,
+        psnr: true,
+        ssim: true,
+        ms_ssim: true,
+    });
+    let s = scorer();
+    let whole = s.torch.score_batch(views, &o).unwrap();
+    let mut worst = 0f64;
+    for ((r, d), w) in views.iter().zip(&whole) {
+        let (banded, usage) = s.torch.score_banded(r, d, &o, band_rows).unwrap();
+        assert!(usage.tiles > 40, "{usage:?}");
+        assert_eq!(banded.mse, w.mse);
+        worst = worst
+            .max((banded.ssim.unwrap() - w.ssim.unwrap()).abs())
+            .max((banded.ms_ssim.unwrap() - w.ms_ssim.unwrap()).abs());
+    }
+    worst
+}
+
+#[test]
+fn banded_scores_equal_whole_frame_scores_to_1e_6() {
+    // Even and odd sizes (odd sides are padded when pooled), a batch of two.
+    for (w, h) in [(320, 240), (321, 243)] {
+        let frames: Vec<(Vec<u8>, Vec<u8>)> = (0..2).map(|i| pair(w, h, 50 + i)).collect();
+        let views: Vec<_> = frames
+            .iter()
+            .map(|(a, b)| (gray(a, w, h), gray(b, w, h)))
+            .collect();
+        let worst = banded_against_whole(&views, 5);
+        eprintln!("{w}x{h}: banded - whole at most {worst:e}");
+        assert!(worst <= 1e-6, "{w}x{h}: {worst:e}");
+    }
+}
+
+#[test]
+fn identical_frames_score_exactly_one_on_both_backends() {
+    let (w, h) = (64, 48);
+    let zeros = vec![0u8; w * h];
+    let (texture, _) = pair(w, h, 9);
+    let o = opts(Metrics {
+        mse: true,
+        psnr: true,
+        ssim: true,
+        ms_ssim: true,
+    });
+    for data in [&zeros, &texture] {
+        let v = gray(data, w, h);
+        let native = native::score(&v, &v, &o).unwrap();
+        let torch = scorer()
+            .torch
+            .score_batch(&[(v.clone(), v.clone())], &o)
+            .unwrap();
+        for s in [&native, &torch[0]] {
+            assert_eq!((s.ssim, s.ms_ssim, s.mse), (Some(1.0), Some(1.0), 0.0));
+        }
+    }
 }

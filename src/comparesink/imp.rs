@@ -5,9 +5,11 @@ use std::thread::JoinHandle;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use gst_base::prelude::*;
 
 use super::input::{CompareInput, caps};
 use super::memory::MemoryPolicy;
+use super::pacing::{AUTO_MAX_LATENESS, Pacing};
 use super::pairing::Side;
 use super::session::Session;
 use super::stats::StatsFile;
@@ -33,6 +35,8 @@ pub(super) struct Settings {
     backend: CompareBackend,
     batch_size: u32,
     thresholds: Thresholds,
+    /// `subsample` and `max-lateness`, shared with the scoring thread.
+    pacing: Pacing,
     stats_file: Option<String>,
     sync: bool,
     is_async: bool,
@@ -51,6 +55,7 @@ impl Default for Settings {
             backend: CompareBackend::default(),
             batch_size: DEFAULT_BATCH_SIZE,
             thresholds: Thresholds::default(),
+            pacing: Pacing::default(),
             stats_file: None,
             sync: false,
             is_async: true,
@@ -191,6 +196,7 @@ impl CompareSink {
             backend,
             options,
             settings.thresholds.clone(),
+            settings.pacing.clone(),
             stats,
             settings.batch_size as usize,
             memory,
@@ -207,7 +213,7 @@ impl CompareSink {
             },
             scorer.batch_size
         );
-        let session = Arc::new(Session::new(scorer.batch_size));
+        let session = Arc::new(Session::new(scorer.batch_size, &self.obj()));
         let worker = spawn(&self.obj(), session.clone(), scorer).map_err(|e| {
             gst::element_imp_error!(
                 self,
@@ -235,6 +241,16 @@ impl CompareSink {
                 gst::error!(CAT, imp = self, "the scoring thread panicked");
             }
         }
+    }
+
+    /// Whether upstream is live decides whether late pairs may be skipped.
+    fn note_liveness(&self) {
+        let live = self.inputs.iter().any(|i| {
+            i.query_latency()
+                .is_ok_and(|(_, upstream_live, _, _)| upstream_live)
+        });
+        gst::debug!(CAT, imp = self, "upstream is live: {live}");
+        lock(&self.settings).pacing.set_live(live);
     }
 
     fn wake(&self) {
@@ -299,6 +315,20 @@ impl ObjectImpl for CompareSink {
                     .minimum(0.0)
                     .maximum(MAX_PSNR_THRESHOLD)
                     .default_value(DEFAULT_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("subsample")
+                    .nick("Subsample")
+                    .blurb("Score one pair in N (frames 0, N, 2N, ...); the others are counted as 'subsampled' in the summary and leave gaps in 'frame'")
+                    .minimum(1)
+                    .default_value(1)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecInt64::builder("max-lateness")
+                    .nick("Max lateness")
+                    .blurb("In live pipelines, pairs that scoring reaches more than this many ns after their running time are skipped before scoring, counted as 'skipped' in the summary, and leave gaps in 'frame' (-1 = 1 s when upstream is live; 0 = never skip). Non-live pipelines never skip: upstream waits")
+                    .minimum(-1)
+                    .default_value(AUTO_MAX_LATENESS)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecString::builder("stats-file")
@@ -377,6 +407,10 @@ impl ObjectImpl for CompareSink {
                 .psnr
                 .set(value.get().unwrap_or(DEFAULT_THRESHOLD)),
             "memory-budget" => s.memory_budget = value.get().unwrap_or(0),
+            "subsample" => s.pacing.set_subsample(value.get().unwrap_or(1)),
+            "max-lateness" => s
+                .pacing
+                .set_max_lateness(value.get().unwrap_or(AUTO_MAX_LATENESS)),
             "quality" => s.quality = value.get().unwrap_or_default(),
             "memory-source" => s.memory_source = value.get().unwrap_or_default(),
             "tiers" => {
@@ -433,6 +467,8 @@ impl ObjectImpl for CompareSink {
             "sync" => s.sync.to_value(),
             "async" => s.is_async.to_value(),
             "memory-budget" => s.memory_budget.to_value(),
+            "subsample" => s.pacing.subsample().to_value(),
+            "max-lateness" => s.pacing.max_lateness().to_value(),
             "quality" => s.quality.to_value(),
             "memory-source" => s.memory_source.to_value(),
             "tiers" => s.tiers.to_value(),
@@ -511,6 +547,7 @@ impl ElementImpl for CompareSink {
         }
         let result = self.parent_change_state(transition);
         match transition {
+            gst::StateChange::PausedToPlaying => self.note_liveness(),
             gst::StateChange::PausedToReady => self.stop(),
             gst::StateChange::ReadyToPaused if result.is_err() => self.stop(),
             _ => {}

@@ -2,8 +2,8 @@
 //! budget (fixed, or what the GPU has free), and the quality tier (full resolution, pinned,
 //! or following GPU memory usage through the shared tier table).
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::CompareQuality;
@@ -19,9 +19,34 @@ fn margin(total: u64) -> u64 {
 /// The smallest automatic budget (banding makes it enough for any frame size).
 const MIN_AUTO_BUDGET: u64 = 64 << 20;
 
-/// Half of the RAM the kernel says is available, for CPU scoring.
+/// Half of the RAM the kernel says is available, for CPU scoring by all instances.
 fn cpu_budget() -> u64 {
     proc_kb_field("/proc/meminfo", "MemAvailable").map_or(0, |b| b / 2)
+}
+
+/// Instances of this process scoring on the CPU under an automatic budget: they share
+/// [`cpu_budget`] equally rather than each taking all of it.
+static CPU_SHARERS: AtomicUsize = AtomicUsize::new(0);
+
+/// One instance's share of the automatic CPU budget, held while its policy lives.
+#[derive(Debug)]
+struct CpuShare;
+
+impl CpuShare {
+    fn join() -> Self {
+        CPU_SHARERS.fetch_add(1, Ordering::SeqCst);
+        CpuShare
+    }
+
+    fn bytes(&self) -> u64 {
+        cpu_budget() / CPU_SHARERS.load(Ordering::SeqCst).max(1) as u64
+    }
+}
+
+impl Drop for CpuShare {
+    fn drop(&mut self) {
+        CPU_SHARERS.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct MemoryPolicy {
@@ -30,6 +55,8 @@ pub struct MemoryPolicy {
     table: TierTable,
     policy: TierPolicy,
     budget: u64,
+    /// Taken the first time the automatic budget is asked for on the CPU.
+    cpu_share: OnceLock<CpuShare>,
     /// Fault injection requested through the element, not yet handed to the engine.
     pub pending_failures: Arc<AtomicU32>,
 }
@@ -57,6 +84,7 @@ impl MemoryPolicy {
             table,
             policy,
             budget,
+            cpu_share: OnceLock::new(),
             pending_failures,
         })
     }
@@ -84,7 +112,8 @@ impl MemoryPolicy {
 
     /// The working-memory budget for the next batch, in bytes (0 = unlimited): the
     /// `memory-budget` property, or else what the GPU (or simulated GPU) has free minus a
-    /// margin, or half the available RAM when scoring on the CPU.
+    /// margin, or on the CPU an equal share of half the available RAM among the instances
+    /// of the process that score there.
     pub fn budget(&self, on_gpu: bool) -> u64 {
         if self.budget > 0 {
             return self.budget;
@@ -97,7 +126,11 @@ impl MemoryPolicy {
                 .saturating_sub(margin(reading.total_bytes))
                 .max(MIN_AUTO_BUDGET);
         }
-        if on_gpu { 0 } else { cpu_budget() }
+        if on_gpu {
+            0
+        } else {
+            self.cpu_share.get_or_init(CpuShare::join).bytes()
+        }
     }
 }
 
@@ -109,6 +142,36 @@ mod tests {
     fn cpu_budget_is_half_the_available_ram() {
         let b = cpu_budget();
         assert!(b > 0, "/proc/meminfo has MemAvailable on Linux");
+    }
+
+    fn policy(source: SourceKind, sim: &SimulatedUsage) -> MemoryPolicy {
+        MemoryPolicy::new(
+            source,
+            0,
+            sim.clone(),
+            CompareQuality::Full,
+            &TierTable::default().to_string(),
+            0,
+            Arc::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn instances_share_the_automatic_cpu_budget() {
+        let sim = SimulatedUsage::default();
+        let one = policy(SourceKind::None, &sim);
+        let alone = one.budget(false);
+        let two = policy(SourceKind::None, &sim);
+        let second = two.budget(false); // takes its share
+        let shared = [one.budget(false), second];
+        // Other tests of this process may hold shares too: never more than half of what
+        // one had, give or take what MemAvailable moved meanwhile.
+        for b in shared {
+            assert!(b > 0 && b <= alone / 2 + alone / 20, "{b} of {alone}");
+        }
+        drop(two);
+        assert!(one.budget(false) > shared[0]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod frames;
 mod imp;
 mod input;
 mod memory;
+mod pacing;
 pub mod pairing;
 mod report;
 mod session;

@@ -18,6 +18,13 @@ pub enum Side {
 }
 
 impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::Reference => Side::Distorted,
+            Side::Distorted => Side::Reference,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Side::Reference => "reference",

@@ -218,21 +218,14 @@ impl Pool {
         self.n += 1;
     }
 
-    fn mean(&self) -> f64 {
-        if self.n == 0 {
-            f64::NAN
-        } else {
-            self.sum / self.n as f64
-        }
+    /// `None` when no pair had the metric.
+    fn mean(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / self.n as f64)
     }
 
     /// libvmaf's harmonic mean: 1 / mean(1 / (1 + x)) − 1.
-    fn harmonic_mean(&self) -> f64 {
-        if self.n == 0 {
-            f64::NAN
-        } else {
-            self.n as f64 / self.inverse_sum - 1.0
-        }
+    fn harmonic_mean(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.n as f64 / self.inverse_sum - 1.0)
     }
 }
 
@@ -251,6 +244,9 @@ pub struct Summary {
     started: Instant,
     pub frames: u64,
     pub alerts: u64,
+    /// Pairs not scored: late in a live pipeline, or left out by `subsample`.
+    pub skipped: u64,
+    pub subsampled: u64,
     peak_memory: u64,
     mse: Pool,
     psnr: Pool,
@@ -267,6 +263,8 @@ impl Summary {
             started: Instant::now(),
             frames: 0,
             alerts: 0,
+            skipped: 0,
+            subsampled: 0,
             peak_memory: 0,
             mse: Pool::default(),
             psnr: Pool::default(),
@@ -317,12 +315,8 @@ impl Summary {
     }
 
     /// FFmpeg's pooled PSNR: the PSNR of the mean MSE.
-    fn pooled_psnr(&self, mse: &Pool) -> f64 {
-        if mse.n == 0 {
-            f64::NAN
-        } else {
-            psnr(mse.mean(), self.max_value)
-        }
+    fn pooled_psnr(&self, mse: &Pool) -> Option<f64> {
+        mse.mean().map(|m| psnr(m, self.max_value))
     }
 
     /// The `similarity-summary` message's fields.
@@ -333,6 +327,8 @@ impl Summary {
             ("unpaired-reference".into(), Value::U64(unpaired[0])),
             ("unpaired-distorted".into(), Value::U64(unpaired[1])),
             ("alerts".into(), Value::U64(self.alerts)),
+            ("skipped".into(), Value::U64(self.skipped)),
+            ("subsampled".into(), Value::U64(self.subsampled)),
         ];
         let m = self.metrics;
         let pools = [
@@ -341,19 +337,15 @@ impl Summary {
             (m.ssim, "ssim", self.ssim, self.ssim.mean()),
             (m.ms_ssim, "ms-ssim", self.ms_ssim, self.ms_ssim.mean()),
         ];
+        // A metric no pair had (SSIM of frames under the window) is left out.
         for (_, name, pool, mean) in pools.into_iter().filter(|p| p.0) {
-            let (min, max) = if pool.n == 0 {
-                (f64::NAN, f64::NAN)
-            } else {
-                (pool.min, pool.max)
-            };
+            let Some(mean) = mean else { continue };
             f.push((format!("{name}-mean"), Value::F64(mean)));
-            f.push((format!("{name}-min"), Value::F64(min)));
-            f.push((format!("{name}-max"), Value::F64(max)));
-            f.push((
-                format!("{name}-harmonic-mean"),
-                Value::F64(pool.harmonic_mean()),
-            ));
+            f.push((format!("{name}-min"), Value::F64(pool.min)));
+            f.push((format!("{name}-max"), Value::F64(pool.max)));
+            if let Some(h) = pool.harmonic_mean() {
+                f.push((format!("{name}-harmonic-mean"), Value::F64(h)));
+            }
         }
         for (plane, p) in &self.planes {
             let means = [
@@ -363,7 +355,9 @@ impl Summary {
                 (m.ms_ssim, "ms-ssim", p.ms_ssim.mean()),
             ];
             for (_, name, mean) in means.into_iter().filter(|p| p.0) {
-                f.push((format!("{name}-{plane}-mean"), Value::F64(mean)));
+                if let Some(mean) = mean {
+                    f.push((format!("{name}-{plane}-mean"), Value::F64(mean)));
+                }
             }
         }
         let fps = if elapsed > 0.0 {
@@ -439,6 +433,31 @@ mod tests {
         let expected = 2.0 / (1.0 / (1.0 + p1)) - 1.0;
         let f = s.fields([0, 0], "cpu", 0);
         assert!((get(&f, "psnr-harmonic-mean") - expected).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_metric_no_pair_had_is_left_out_of_the_summary() {
+        let mut s = Summary::new(Metrics {
+            mse: true,
+            ms_ssim: true,
+            ..Metrics::default()
+        });
+        let mut small = scores(4.0, 0.0);
+        small.ssim = None;
+        small.planes[0].ssim = None;
+        s.add(&small, Some(&["y"]), 255.0, false, 0);
+        let f = s.fields([0, 0], "cpu", 0);
+        for (name, value) in &f {
+            assert!(
+                !name.starts_with("ssim") && !name.starts_with("ms-ssim"),
+                "{name} is there"
+            );
+            if let Value::F64(v) = value {
+                assert!(!v.is_nan(), "{name} is NaN");
+            }
+        }
+        assert!((get(&f, "mse-mean") - 4.0).abs() < 1e-12);
+        assert!((get(&f, "psnr-y-mean") - psnr(4.0, 255.0)).abs() < 1e-12);
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! The state one running `comparesink` shares between its two inputs and its scoring
-//! thread: the pairing queues, the pairs waiting to be scored, and the flags that stop
-//! everyone. One mutex and one condition variable; nothing blocks while holding the lock
-//! except `Condvar::wait`.
+//! thread: the pairing queues, the pairs waiting to be scored, when each side last had
+//! data, and the flags that stop everyone. One mutex and one condition variable; nothing
+//! blocks while holding the lock except `Condvar::wait`.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use super::CAT;
+use gst::glib;
+use gst::prelude::*;
+
 use super::pairing::{Outcome, Pairer, Side};
+use super::{CAT, CompareSink};
 
 /// Frames a side may queue while it waits for the other side (backpressure beyond this).
 pub const MAX_QUEUED_FRAMES: usize = 16;
@@ -39,17 +43,29 @@ pub enum Job {
 pub enum Refused {
     Flushing,
     Failed,
+    /// The input's base sink asked its render to return (PLAYING to PAUSED): the frame
+    /// was not queued; wait for preroll, then push it again.
+    Unlocked,
 }
 
 struct State {
     pairer: Pairer<Frame>,
     pending: VecDeque<Job>,
     unpaired: [u64; 2],
+    /// Between FLUSH_START and FLUSH_STOP.
     flushing: [bool; 2],
+    /// Between the base sink's `unlock` and `unlock_stop`.
+    unlocked: [bool; 2],
     stopping: bool,
     failed: bool,
     finish_queued: bool,
     finished: bool,
+    /// When each side last had a frame (queued, or held for preroll).
+    arrived: [Option<Instant>; 2],
+    /// Whether a stall of each side was already reported.
+    stall_reported: [bool; 2],
+    /// Whether each side is waiting in `push` for room.
+    waiting: [bool; 2],
 }
 
 pub struct Session {
@@ -57,23 +73,32 @@ pub struct Session {
     changed: Condvar,
     /// Pairs waiting to be scored before the inputs are held back.
     max_pending: usize,
+    /// The element the pairing logs for.
+    element: glib::WeakRef<CompareSink>,
+    started: Instant,
 }
 
 impl Session {
-    pub fn new(batch_size: usize) -> Self {
+    pub fn new(batch_size: usize, element: &CompareSink) -> Self {
         Session {
             state: Mutex::new(State {
                 pairer: Pairer::default(),
                 pending: VecDeque::new(),
                 unpaired: [0; 2],
                 flushing: [false; 2],
+                unlocked: [false; 2],
                 stopping: false,
                 failed: false,
                 finish_queued: false,
                 finished: false,
+                arrived: [None; 2],
+                stall_reported: [false; 2],
+                waiting: [false; 2],
             }),
             changed: Condvar::new(),
             max_pending: 2 * batch_size.max(1),
+            element: element.downgrade(),
+            started: Instant::now(),
         }
     }
 
@@ -90,56 +115,96 @@ impl Session {
         self.lock().pairer.set_frame_duration(side, duration);
     }
 
-    /// Queues a frame, waiting while the side's queue or the scoring backlog is full.
-    pub fn push(&self, side: Side, frame: Frame, duration: Option<u64>) -> Result<(), Refused> {
+    /// Queues a frame, waiting while the side's queue or the scoring backlog is full. A
+    /// wait ends without queueing when the input is unlocked (the frame comes back with
+    /// `Refused::Unlocked`).
+    pub fn push(
+        &self,
+        side: Side,
+        frame: Frame,
+        duration: Option<u64>,
+    ) -> Result<(), (Refused, Frame)> {
         let mut st = self.lock();
-        loop {
+        Self::note_arrival(&mut st, side);
+        let refused = loop {
             if st.stopping || st.flushing[side as usize] {
-                return Err(Refused::Flushing);
+                break Some(Refused::Flushing);
             }
             if st.failed {
-                return Err(Refused::Failed);
+                break Some(Refused::Failed);
             }
             if st.pairer.queued(side) < MAX_QUEUED_FRAMES && st.pending.len() < self.max_pending {
-                break;
+                break None;
             }
+            if st.unlocked[side as usize] {
+                break Some(Refused::Unlocked);
+            }
+            // A side waiting here has data: it is not the silent one of a stall.
+            st.waiting[side as usize] = true;
             st = self.wait(st);
+        };
+        st.waiting[side as usize] = false;
+        if let Some(refused) = refused {
+            return Err((refused, frame));
         }
         let start = frame.running_time;
         st.pairer.push(side, frame, start, duration);
-        Self::resolve(&mut st);
+        self.resolve(&mut st);
         drop(st);
         self.changed.notify_all();
         Ok(())
     }
 
-    fn resolve(st: &mut State) {
+    fn note_arrival(st: &mut State, side: Side) {
+        st.arrived[side as usize] = Some(Instant::now());
+        st.stall_reported[side as usize] = false;
+    }
+
+    /// A side has a frame before it is queued (held for preroll).
+    pub fn note_data(&self, side: Side) {
+        Self::note_arrival(&mut self.lock(), side);
+    }
+
+    fn resolve(&self, st: &mut State) {
+        let element = self.element.upgrade();
         for outcome in st.pairer.resolve() {
             match outcome {
                 Outcome::Pair {
                     reference,
                     distorted,
                 } => {
-                    gst::log!(
-                        CAT,
-                        "paired reference at {:?} ns with distorted at {:?} ns",
-                        reference.running_time,
-                        distorted.running_time
-                    );
+                    if let Some(element) = &element {
+                        gst::log!(
+                            CAT,
+                            obj = element,
+                            "paired reference at {:?} ns with distorted at {:?} ns",
+                            reference.running_time,
+                            distorted.running_time
+                        );
+                    }
                     st.pending.push_back(Job::Pair(Box::new(Pair {
                         reference,
                         distorted,
                     })))
                 }
                 Outcome::UnpairedReference => {
-                    gst::debug!(CAT, "a reference frame has no distorted frame covering it");
+                    if let Some(element) = &element {
+                        gst::debug!(
+                            CAT,
+                            obj = element,
+                            "a reference frame has no distorted frame covering it"
+                        );
+                    }
                     st.unpaired[0] += 1;
                 }
                 Outcome::UnpairedDistorted => {
-                    gst::debug!(
-                        CAT,
-                        "a distorted frame was not paired with any reference frame"
-                    );
+                    if let Some(element) = &element {
+                        gst::debug!(
+                            CAT,
+                            obj = element,
+                            "a distorted frame was not paired with any reference frame"
+                        );
+                    }
                     st.unpaired[1] += 1;
                 }
             }
@@ -158,7 +223,7 @@ impl Session {
     pub fn eos(&self, side: Side) {
         let mut st = self.lock();
         st.pairer.set_eos(side);
-        Self::resolve(&mut st);
+        self.resolve(&mut st);
         self.changed.notify_all();
         if !st.finish_queued {
             return;
@@ -168,8 +233,16 @@ impl Session {
         }
     }
 
+    /// FLUSH_START (true) and FLUSH_STOP (false): pushes are refused while flushing.
     pub fn set_flushing(&self, side: Side, flushing: bool) {
         self.lock().flushing[side as usize] = flushing;
+        self.changed.notify_all();
+    }
+
+    /// The base sink's `unlock` (true) and `unlock_stop` (false): a blocked push returns so
+    /// that the render can wait for preroll; unlike a flush, nothing is dropped.
+    pub fn set_unlocked(&self, side: Side, unlocked: bool) {
+        self.lock().unlocked[side as usize] = unlocked;
         self.changed.notify_all();
     }
 
@@ -205,8 +278,9 @@ impl Session {
     }
 
     /// Waits for work: up to `batch` pairs (fewer only before a `Finish`), or a `Finish`
-    /// alone. `None` once the session stops.
-    pub fn next_jobs(&self, batch: usize) -> Option<Vec<Job>> {
+    /// alone; an empty list when `timeout` passes first. `None` once the session stops.
+    pub fn next_jobs(&self, batch: usize, timeout: Duration) -> Option<Vec<Job>> {
+        let deadline = Instant::now() + timeout;
         let mut st = self.lock();
         loop {
             if st.stopping {
@@ -217,7 +291,15 @@ impl Session {
             if ready && !st.pending.is_empty() {
                 break;
             }
-            st = self.wait(st);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Some(Vec::new());
+            }
+            st = self
+                .changed
+                .wait_timeout(st, left)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|e| e.into_inner().0);
         }
         let mut jobs = Vec::with_capacity(batch);
         if matches!(st.pending.front(), Some(Job::Finish)) {
@@ -230,5 +312,30 @@ impl Session {
         drop(st);
         self.changed.notify_all();
         Some(jobs)
+    }
+
+    /// A side that has had no frame for `after` while the other side has had one since
+    /// (or ever, when the silent side never had any), not yet reported and not at end of
+    /// stream. Reported once per stall: the side's next frame ends it.
+    pub fn new_stall(&self, after: Duration) -> Option<Side> {
+        let mut st = self.lock();
+        let now = Instant::now();
+        for side in [Side::Reference, Side::Distorted] {
+            let (s, o) = (side as usize, side.other() as usize);
+            if st.stall_reported[s] || st.waiting[s] || st.pairer.is_eos(side) {
+                continue;
+            }
+            let silent_since = st.arrived[s].unwrap_or(self.started);
+            let other_since = match (st.arrived[o], st.arrived[s]) {
+                (Some(other), Some(mine)) if other > mine => true,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if other_since && now.duration_since(silent_since) >= after {
+                st.stall_reported[s] = true;
+                return Some(side);
+            }
+        }
+        None
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
@@ -12,6 +13,7 @@ use std::sync::atomic::Ordering;
 
 use super::frames::{Converters, image_view, plane_names};
 use super::memory::MemoryPolicy;
+use super::pacing::{Pacing, Verdict};
 use super::report::{
     PairReport, Summary, Threshold, alert_fields, present, similarity_fields, structure,
 };
@@ -95,11 +97,15 @@ pub struct Thresholds {
     pub psnr: Threshold,
 }
 
+/// How long one pad may stay silent while the other has data before a warning says so.
+pub const STALL_AFTER: Duration = Duration::from_secs(5);
+
 /// Everything the scoring thread owns.
 pub struct Scorer {
     pub backend: Backend,
     pub options: Options,
     pub thresholds: Thresholds,
+    pub pacing: Pacing,
     pub stats: Option<StatsFile>,
     pub batch_size: usize,
     pub memory: MemoryPolicy,
@@ -108,6 +114,7 @@ pub struct Scorer {
     next_frame: u64,
     converters: Converters,
     warned_small: bool,
+    warned_late: bool,
 }
 
 impl Scorer {
@@ -115,11 +122,13 @@ impl Scorer {
         backend: Backend,
         options: Options,
         thresholds: Thresholds,
+        pacing: Pacing,
         stats: Option<StatsFile>,
         batch_size: usize,
         memory: MemoryPolicy,
     ) -> Self {
         Scorer {
+            pacing,
             device: backend.device_name(),
             summary: Summary::new(options.metrics),
             backend,
@@ -131,6 +140,7 @@ impl Scorer {
             next_frame: 0,
             converters: Converters::default(),
             warned_small: false,
+            warned_late: false,
         }
     }
 
@@ -159,10 +169,12 @@ pub fn spawn(
 }
 
 fn run(element: glib::WeakRef<CompareSink>, session: Arc<Session>, mut scorer: Scorer) {
-    while let Some(jobs) = session.next_jobs(scorer.batch_size) {
+    // Wakes at least once a second to look for stalls.
+    while let Some(jobs) = session.next_jobs(scorer.batch_size, Duration::from_secs(1)) {
         let Some(element) = element.upgrade() else {
             return;
         };
+        report_stall(&element, &session);
         let mut pairs = Vec::with_capacity(jobs.len());
         for job in jobs {
             match job {
@@ -193,11 +205,19 @@ fn run(element: glib::WeakRef<CompareSink>, session: Arc<Session>, mut scorer: S
         if pairs.is_empty() {
             continue;
         }
+        let first = scorer.next_frame;
+        let pairs = pace(&element, &mut scorer, pairs);
+        if pairs.is_empty() {
+            continue;
+        }
         if let Err(e) = score_pairs(&element, &mut scorer, &pairs) {
             gst::element_imp_error!(
                 element.imp(),
                 gst::StreamError::Failed,
-                ("Could not score frame {}: {e}", scorer.next_frame)
+                (
+                    "Could not score frame {}: {e}",
+                    pairs.first().map_or(first, |p| p.0)
+                )
             );
             session.fail();
             return;
@@ -205,14 +225,86 @@ fn run(element: glib::WeakRef<CompareSink>, session: Arc<Session>, mut scorer: S
     }
 }
 
-fn score_pairs(element: &CompareSink, scorer: &mut Scorer, pairs: &[Pair]) -> Result<(), String> {
+/// Warns once per stall when one pad has had no frame for [`STALL_AFTER`] while the other
+/// has, as long as the element is playing or prerolling (a paused pipeline is quiet).
+fn report_stall(element: &CompareSink, session: &Session) {
+    let busy = element.current_state() == gst::State::Playing
+        || element.pending_state() != gst::State::VoidPending;
+    if !busy {
+        return;
+    }
+    let Some(silent) = session.new_stall(STALL_AFTER) else {
+        return;
+    };
+    let (silent, other) = (silent.name(), silent.other().name());
+    gst::element_imp_warning!(
+        element.imp(),
+        gst::StreamError::Failed,
+        (
+            "No frame has reached the {silent} pad for {} s, while the {other} pad has had frames: comparesink waits for pairs",
+            STALL_AFTER.as_secs()
+        ),
+        [
+            "Usual causes: a tee branch without a queue (put a queue at the start of each tee branch), an unlinked {silent} pad, or a {silent} source that stalled"
+        ]
+    );
+}
+
+/// Numbers the pairs in stream order and keeps those to score: one in `subsample`, and in
+/// a live pipeline none that came more than `max-lateness` after their running time.
+fn pace(element: &CompareSink, scorer: &mut Scorer, pairs: Vec<Pair>) -> Vec<(u64, Pair)> {
+    let now = element.current_running_time().map(|t| t.nseconds());
+    let mut kept = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        let frame = scorer.next_frame;
+        scorer.next_frame += 1;
+        match scorer.pacing.judge(frame, now, pair.reference.running_time) {
+            Verdict::Score => kept.push((frame, pair)),
+            Verdict::Subsampled => scorer.summary.subsampled += 1,
+            Verdict::Late(late) => {
+                scorer.summary.skipped += 1;
+                gst::debug!(
+                    CAT,
+                    obj = element,
+                    "skipping frame {frame}, {:.3} s late",
+                    late as f64 / 1e9
+                );
+                if !scorer.warned_late {
+                    scorer.warned_late = true;
+                    let limit = scorer.pacing.limit().unwrap_or(0) as f64 / 1e9;
+                    gst::element_imp_warning!(
+                        element.imp(),
+                        gst::CoreError::Clock,
+                        (
+                            "Scoring is {:.2} s behind the live stream: pairs more than {limit:.2} s late are skipped and counted as 'skipped'",
+                            late as f64 / 1e9
+                        ),
+                        [
+                            "Score fewer metrics, compare at a lower quality tier, set subsample to score one pair in N, or raise max-lateness (0 never skips)"
+                        ]
+                    );
+                }
+            }
+        }
+    }
+    kept
+}
+
+fn score_pairs(
+    element: &CompareSink,
+    scorer: &mut Scorer,
+    pairs: &[(u64, Pair)],
+) -> Result<(), String> {
     // The compare resolution: the reference's, or its fit inside the current tier's box.
     let tier = scorer.memory.tier().cloned();
     let mut prepared = Vec::with_capacity(pairs.len());
-    for Pair {
-        reference: r,
-        distorted: d,
-    } in pairs
+    for (
+        _,
+        Pair {
+            reference: r,
+            distorted: d,
+        },
+    ) in pairs
     {
         if let Some(text) = scorer.converters.report(&d.info, &r.info) {
             gst::element_imp_warning!(element.imp(), gst::StreamError::Format, ("{text}"));
@@ -263,7 +355,7 @@ fn score_pairs(element: &CompareSink, scorer: &mut Scorer, pairs: &[Pair]) -> Re
 
     let metrics = scorer.options.metrics;
     let tier_name = tier.as_ref().map_or("full", |t| t.name.as_str());
-    for ((pair, (view, _)), s) in pairs.iter().zip(&views).zip(&scored) {
+    for (((frame, pair), (view, _)), s) in pairs.iter().zip(&views).zip(&scored) {
         let (usage, s) = (s.usage, &s.scores);
         let (r, d) = (&pair.reference, &pair.distorted);
         if (metrics.ssim && s.ssim.is_none() || metrics.ms_ssim && s.ms_ssim.is_none())
@@ -293,7 +385,7 @@ fn score_pairs(element: &CompareSink, scorer: &mut Scorer, pairs: &[Pair]) -> Re
         .collect();
         let planes = (scorer.options.channels == ChannelMode::All).then(|| plane_names(view.kind));
         let report = PairReport {
-            frame: scorer.next_frame,
+            frame: *frame,
             pts: r.pts,
             running_time: r.running_time,
             distorted_pts: d.pts,
@@ -310,7 +402,6 @@ fn score_pairs(element: &CompareSink, scorer: &mut Scorer, pairs: &[Pair]) -> Re
             usage,
             memory_budget: budget,
         };
-        scorer.next_frame += 1;
         scorer
             .summary
             .add(s, planes, view.max_value(), report.alert, usage.bytes);

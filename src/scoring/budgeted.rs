@@ -1,13 +1,17 @@
 //! libtorch scoring within a memory budget: batches planned against the budget, frames
-//! split into bands when one does not fit, and recovery from allocation failures (halve
-//! the batch, then band finer, retry the same pairs).
+//! split into bands when one does not fit, and recovery from allocation failures: halve
+//! the batch, then band finer, and retry the same pairs; climb back after a few good
+//! batches, so that a steady rate of recoverable failures never ends the stream.
 
 use super::budget::{Plan, plan, whole_frame_bytes};
 use super::torch::TorchScorer;
 use super::{Error, ImageView, Options, Scores, Usage, planes_for};
 
 /// Successful batches after which a reduced batch or band size is doubled again.
-const GROW_AFTER: u32 = 8;
+const GROW_AFTER: u32 = 4;
+
+/// Failures in a row of the smallest unit (one pair, one-row bands) before giving up.
+pub const SMALLEST_ATTEMPTS: u32 = 3;
 
 /// A scored pair and the memory its batch used.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,6 +76,8 @@ impl BudgetedScorer {
         mut on_recovery: impl FnMut(&Recovery),
     ) -> Result<Vec<Scored>, Error> {
         let mut out = Vec::with_capacity(pairs.len());
+        // Failures of the smallest unit for the pair at `out.len()`.
+        let mut smallest_failures = 0;
         while out.len() < pairs.len() {
             let start = out.len();
             let (pixels, width, height) = layout(&pairs[start].0, opts);
@@ -115,14 +121,23 @@ impl BudgetedScorer {
                         self.peak_bytes = self.peak_bytes.max(s.usage.bytes);
                     }
                     out.extend(scored);
+                    smallest_failures = 0;
                     self.grow(wanted, height);
                 }
                 Err(e) if e.is_out_of_memory() => {
-                    let retry = self.shrink(planned, height).ok_or_else(|| {
-                        Error::Backend(format!(
-                            "out of memory even for the smallest band (one row): {e}"
-                        ))
-                    })?;
+                    let retry = match self.shrink(planned, height) {
+                        Some(retry) => retry,
+                        None => {
+                            smallest_failures += 1;
+                            if smallest_failures >= SMALLEST_ATTEMPTS {
+                                return Err(Error::Backend(format!(
+                                    "out of memory {SMALLEST_ATTEMPTS} times in a row on the \
+                                     same frame, even in the smallest bands (one row): {e}"
+                                )));
+                            }
+                            planned
+                        }
+                    };
                     self.recoveries += 1;
                     on_recovery(&Recovery {
                         error: e.to_string(),

@@ -106,8 +106,9 @@ impl Component<'_> {
     pub(crate) fn row_f32(&self, depth: u32, y: usize, out: &mut [f32]) {
         self.raw_row_f32(depth, y, out);
         if let Some(m) = self.map {
+            // Unfused, as libtorch applies it on the device.
             for o in out.iter_mut() {
-                *o = o.mul_add(m.gain, m.offset);
+                *o = *o * m.gain + m.offset;
             }
         }
     }

@@ -432,10 +432,10 @@ fn strip_generic<M: MulAdd, R: RowSource>(
             let (ux, uy) = (ax + off, ay + off);
             let (cs_num, cs_den) = (2.0 * cov + p.c2, vx + vy + p.c2);
             let (l_num, l_den) = (2.0 * ux * uy + p.c1, ux * ux + uy * uy + p.c1);
-            // One division for both maps.
-            let inv = 1.0 / (cs_den * l_den);
-            cs_row[j] = cs_num * l_den * inv;
-            ssim_row[j] = cs_num * l_num * inv;
+            // Two divisions, so that identical planes give exactly 1 (as libtorch does).
+            let cs = cs_num / cs_den;
+            cs_row[j] = cs;
+            ssim_row[j] = l_num / l_den * cs;
         }
         m.ssim += lane_sum(&ssim_row) as f64;
         m.cs += lane_sum(&cs_row) as f64;
@@ -668,10 +668,13 @@ mod tests {
     #[test]
     fn identical_planes_score_one() {
         let x = plane(40, 30, |i, j| ((i * 31 + j * 17) % 251) as f32);
-        let m = ssim_cs(&x, &x, 255.0);
-        assert!((m.ssim - 1.0).abs() < 1e-6 && (m.cs - 1.0).abs() < 1e-6);
-        assert_eq!(m.sse, 0.0);
-        assert_eq!(sse(&x, &x), 0.0);
+        let zero = plane(40, 30, |_, _| 0.0);
+        for x in [x, zero] {
+            let m = ssim_cs(&x, &x, 255.0);
+            assert_eq!((m.ssim, m.cs), (1.0, 1.0));
+            assert_eq!(m.sse, 0.0);
+            assert_eq!(sse(&x, &x), 0.0);
+        }
     }
 
     #[test]

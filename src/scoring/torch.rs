@@ -165,6 +165,9 @@ impl TorchScorer {
             let x = self.upload_plane(pairs.iter().map(|p| &p.0), sr)?;
             let y = self.upload_plane(pairs.iter().map(|p| &p.1), sd)?;
             let (height, width) = (x.size()[2] as usize, x.size()[3] as usize);
+            // The shift before the moments: the banded path's, from the same host rows, so
+            // that both compute the same values (see `shift_offsets`).
+            let offset = shift_offsets(pairs.iter().map(|p| &p.0), sr, self.device)?;
             let diff = x.f_sub(&y)?;
             columns.push(diff.f_square()?.f_sum_dim_intlist(
                 &[1i64, 2, 3][..],
@@ -177,7 +180,7 @@ impl TorchScorer {
                 ms_ssim: None,
             };
             if width >= WINDOW && height >= WINDOW && (opts.metrics.ssim || opts.metrics.ms_ssim) {
-                let (ssim, cs) = self.ssim_cs(&x, &y, max_value)?;
+                let (ssim, cs) = self.ssim_cs(&x, &y, &offset, max_value)?;
                 if opts.metrics.ssim {
                     plane.ssim = Some(columns.len());
                     columns.push(ssim.shallow_clone());
@@ -191,7 +194,7 @@ impl TorchScorer {
                         if scale > 0 {
                             px = pool(&px)?;
                             py = pool(&py)?;
-                            last = self.ssim_cs(&px, &py, max_value)?;
+                            last = self.ssim_cs(&px, &py, &offset, max_value)?;
                         }
                         if scale + 1 < scales {
                             columns.push(last.1.shallow_clone());
@@ -310,10 +313,14 @@ impl TorchScorer {
     }
 
     /// Per-image mean SSIM and mean contrast-structure term, as two [batch] tensors.
-    fn ssim_cs(&self, x: &Tensor, y: &Tensor, max_value: f64) -> Result<(Tensor, Tensor), Error> {
-        // Shift by the reference's mean so that E[x²] − E[x]² keeps its precision.
-        let offset = x.f_mean_dim(&[1i64, 2, 3][..], true, Kind::Float)?;
-        let (ssim, cs) = self.ssim_cs_maps(x, y, &offset, max_value)?;
+    fn ssim_cs(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        offset: &Tensor,
+        max_value: f64,
+    ) -> Result<(Tensor, Tensor), Error> {
+        let (ssim, cs) = self.ssim_cs_maps(x, y, offset, max_value)?;
         Ok((
             ssim.f_mean_dim(&[1i64, 2, 3][..], false, Kind::Double)?,
             cs.f_mean_dim(&[1i64, 2, 3][..], false, Kind::Double)?,
@@ -401,7 +408,8 @@ impl TorchScorer {
         let samples = (x.width() * x.height()) as u64;
         let fits = x.width() >= WINDOW && x.height() >= WINDOW;
         let structural = fits && (opts.metrics.ssim || opts.metrics.ms_ssim);
-        let first = self.moments_banded(x, y, max_value, band_rows, structural, usage)?;
+        let offset = Tensor::from(rough_mean(&x)).f_to_device(self.device)?;
+        let first = self.moments_banded(x, y, &offset, max_value, band_rows, structural, usage)?;
         let mut scores = PlaneScores {
             sse: first.sse,
             samples,
@@ -410,17 +418,20 @@ impl TorchScorer {
         };
         if fits && opts.metrics.ms_ssim {
             scores.ms_ssim = Some(ms_ssim_pooled_lazily(x, y, first, |px, py| {
-                self.moments_banded(px, py, max_value, band_rows, true, usage)
+                self.moments_banded(px, py, &offset, max_value, band_rows, true, usage)
             })?);
         }
         Ok(scores)
     }
 
-    /// Mean SSIM and CS and the squared error of one plane pair, band by band.
+    /// Mean SSIM and CS and the squared error of one plane pair, band by band, samples
+    /// shifted by `offset`.
+    #[allow(clippy::too_many_arguments)]
     fn moments_banded(
         &self,
         x: &dyn RowSource,
         y: &dyn RowSource,
+        offset: &Tensor,
         max_value: f64,
         band_rows: usize,
         with_ssim: bool,
@@ -429,7 +440,6 @@ impl TorchScorer {
         let (w, h) = (x.width(), x.height());
         let halo = if with_ssim { WINDOW - 1 } else { 0 };
         let out_h = h - halo;
-        let offset = Tensor::from(rough_mean(&x)).f_to_device(self.device)?;
         let mut m = Moments::default();
         let band_rows = band_rows.max(1);
         let mut r0 = 0;
@@ -456,7 +466,7 @@ impl TorchScorer {
                 let yt = Tensor::f_from_slice(&yb)?
                     .f_view(shape)?
                     .f_to_device(self.device)?;
-                let (ssim, cs) = self.ssim_cs_maps(&xt, &yt, &offset, max_value)?;
+                let (ssim, cs) = self.ssim_cs_maps(&xt, &yt, offset, max_value)?;
                 let sums =
                     Tensor::f_stack(&[ssim.f_sum(Kind::Double)?, cs.f_sum(Kind::Double)?], 0)?;
                 let sums: Vec<f64> = Vec::try_from(&sums.f_to_device(Device::Cpu)?)?;
@@ -502,11 +512,47 @@ struct PlaneLayout {
     ms_ssim: Option<(usize, u32)>,
 }
 
-/// 2×2 average pooling, zero padding on odd sides counted in the average.
+/// 2×2 average pooling, zero padding on odd sides counted in the average, with the
+/// host's operations in the host's order ([`super::native::Pooled`]), so that pooled
+/// scales are the same whether they were made here or row by row for bands.
 fn pool(x: &Tensor) -> Result<Tensor, Error> {
     let size = x.size();
-    let padding = [size[2] % 2, size[3] % 2];
-    Ok(x.f_avg_pool2d([2i64, 2], [2i64, 2], padding, false, true, None::<i64>)?)
+    let (ph, pw) = (size[2] % 2, size[3] % 2);
+    let x = if ph + pw > 0 {
+        x.f_constant_pad_nd([pw, pw, ph, ph])?
+    } else {
+        x.shallow_clone()
+    };
+    let tap = |dy: i64, dx: i64| -> Result<Tensor, Error> {
+        Ok(x.f_slice(2, dy, None::<i64>, 2)?
+            .f_slice(3, dx, None::<i64>, 2)?)
+    };
+    let (h, w) = ((size[2] + 2 * ph) / 2, (size[3] + 2 * pw) / 2);
+    let tap = |dy, dx| -> Result<Tensor, Error> {
+        Ok(tap(dy, dx)?.f_narrow(2, 0, h)?.f_narrow(3, 0, w)?)
+    };
+    Ok(tap(0, 0)?
+        .f_add(&tap(0, 1)?)?
+        .f_add(&tap(1, 0)?)?
+        .f_add(&tap(1, 1)?)?
+        .f_div_scalar(4.0)?)
+}
+
+/// The shift applied before the moments of one plane, per image as [batch, 1, 1, 1]: the
+/// rough mean of the reference's plane, read from the host as bands read it, and kept for
+/// every MS-SSIM scale (pooling keeps the mean), so that E[x²] − E[x]² keeps its precision.
+fn shift_offsets<'a, 'b: 'a>(
+    references: impl Iterator<Item = &'a ImageView<'b>>,
+    source: PlaneSource,
+    device: Device,
+) -> Result<Tensor, Error> {
+    let offsets: Vec<f32> = references
+        .map(|r| rough_mean(&ImagePlane::new(r, source)))
+        .collect();
+    let n = offsets.len() as i64;
+    Ok(Tensor::f_from_slice(&offsets)?
+        .f_view([n, 1, 1, 1])?
+        .f_to_device(device)?)
 }
 
 fn same_layout(

@@ -101,6 +101,15 @@ impl BaseSinkImpl for CompareInput {
         Ok(())
     }
 
+    /// Every buffer passes here first, the preroll buffer too: the stall diagnosis counts
+    /// a frame held for preroll as data.
+    fn prepare(&self, _buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if let Some(s) = self.session() {
+            s.note_data(self.side());
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
         let Some(session) = self.session() else {
             return Err(gst::FlowError::Flushing);
@@ -124,16 +133,32 @@ impl BaseSinkImpl for CompareInput {
             "{} frame pts {pts:?} running time {running_time:?}",
             self.side().name()
         );
-        let frame = Frame {
+        let mut frame = Frame {
             buffer: buffer.clone(),
             info,
             pts: pts.map(|t| t.nseconds()),
             running_time: running_time.map(|t| t.nseconds()),
         };
-        match session.push(self.side(), frame, duration) {
-            Ok(()) => Ok(gst::FlowSuccess::Ok),
-            Err(Refused::Flushing) => Err(gst::FlowError::Flushing),
-            Err(Refused::Failed) => Err(gst::FlowError::Error),
+        loop {
+            match session.push(self.side(), frame, duration) {
+                Ok(()) => return Ok(gst::FlowSuccess::Ok),
+                Err((Refused::Flushing, _)) => return Err(gst::FlowError::Flushing),
+                Err((Refused::Failed, _)) => return Err(gst::FlowError::Error),
+                Err((Refused::Unlocked, back)) => {
+                    // PLAYING to PAUSED while waiting for room: wait for PLAYING (or a
+                    // flush) as base sinks do, then queue the same frame.
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "{} unlocked while waiting, waiting for preroll",
+                        self.side().name()
+                    );
+                    match self.obj().wait_preroll()? {
+                        gst::FlowSuccess::Ok => frame = back,
+                        other => return Ok(other),
+                    }
+                }
+            }
         }
     }
 
@@ -150,9 +175,15 @@ impl BaseSinkImpl for CompareInput {
                     s.eos(self.side());
                 }
             }
+            gst::EventView::FlushStart(_) => {
+                if let Some(s) = self.session() {
+                    s.set_flushing(self.side(), true);
+                }
+            }
             gst::EventView::FlushStop(_) => {
                 if let Some(s) = self.session() {
                     s.flush(self.side());
+                    s.set_flushing(self.side(), false);
                 }
             }
             _ => {}
@@ -162,14 +193,14 @@ impl BaseSinkImpl for CompareInput {
 
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
         if let Some(s) = self.session() {
-            s.set_flushing(self.side(), true);
+            s.set_unlocked(self.side(), true);
         }
         Ok(())
     }
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
         if let Some(s) = self.session() {
-            s.set_flushing(self.side(), false);
+            s.set_unlocked(self.side(), false);
         }
         Ok(())
     }
