@@ -116,14 +116,8 @@ impl Session {
     }
 
     /// Queues a frame, waiting while the side's queue or the scoring backlog is full. A
-    /// wait ends without queueing when the input is unlocked (the frame comes back with
-    /// `Refused::Unlocked`).
-    pub fn push(
-        &self,
-        side: Side,
-        frame: Frame,
-        duration: Option<u64>,
-    ) -> Result<(), (Refused, Frame)> {
+    /// wait ends without queueing when the input is unlocked (`Refused::Unlocked`).
+    pub fn push(&self, side: Side, frame: Frame, duration: Option<u64>) -> Result<(), Refused> {
         let mut st = self.lock();
         Self::note_arrival(&mut st, side);
         let refused = loop {
@@ -145,7 +139,7 @@ impl Session {
         };
         st.waiting[side as usize] = false;
         if let Some(refused) = refused {
-            return Err((refused, frame));
+            return Err(refused);
         }
         let start = frame.running_time;
         st.pairer.push(side, frame, start, duration);

@@ -133,18 +133,18 @@ impl BaseSinkImpl for CompareInput {
             "{} frame pts {pts:?} running time {running_time:?}",
             self.side().name()
         );
-        let mut frame = Frame {
+        let frame = || Frame {
             buffer: buffer.clone(),
-            info,
+            info: info.clone(),
             pts: pts.map(|t| t.nseconds()),
             running_time: running_time.map(|t| t.nseconds()),
         };
         loop {
-            match session.push(self.side(), frame, duration) {
+            match session.push(self.side(), frame(), duration) {
                 Ok(()) => return Ok(gst::FlowSuccess::Ok),
-                Err((Refused::Flushing, _)) => return Err(gst::FlowError::Flushing),
-                Err((Refused::Failed, _)) => return Err(gst::FlowError::Error),
-                Err((Refused::Unlocked, back)) => {
+                Err(Refused::Flushing) => return Err(gst::FlowError::Flushing),
+                Err(Refused::Failed) => return Err(gst::FlowError::Error),
+                Err(Refused::Unlocked) => {
                     // PLAYING to PAUSED while waiting for room: wait for PLAYING (or a
                     // flush) as base sinks do, then queue the same frame.
                     gst::debug!(
@@ -154,7 +154,7 @@ impl BaseSinkImpl for CompareInput {
                         self.side().name()
                     );
                     match self.obj().wait_preroll()? {
-                        gst::FlowSuccess::Ok => frame = back,
+                        gst::FlowSuccess::Ok => {}
                         other => return Ok(other),
                     }
                 }
