@@ -271,11 +271,14 @@ fn an_overloaded_live_pipeline_skips_late_pairs_and_keeps_up() {
         skipped > 0 && scored + skipped + unpaired == 300,
         "{summary}"
     );
-    // Pairs are at most max-lateness plus one pair's scoring late.
+    // Pairs are late by at most max-lateness plus what scoring one takes (1.7 s allowed:
+    // a loaded 2-core machine). Without skipping, pairs scored a few a second from a
+    // 60 frames/s stream would end tens of seconds late.
+    let bound = 0.3 + 1.7;
     let lateness = lateness.lock().unwrap();
-    let worst = lateness.iter().max().copied().unwrap_or(0);
-    eprintln!("scored {scored}, skipped {skipped}, at most {worst} ns late");
-    assert!(worst < 1_000_000_000, "{lateness:?}");
+    let worst = lateness.iter().max().copied().unwrap_or(0) as f64 / 1e9;
+    eprintln!("scored {scored}, skipped {skipped}, at most {worst:.3} s late");
+    assert!(worst < bound, "{lateness:?} over {bound} s");
     // Skipped pairs are gaps in the frame numbers; the warning came once.
     let frames: Vec<u64> = p.pairs.iter().map(|s| u64_field(s, "frame")).collect();
     assert!(frames.windows(2).any(|f| f[1] > f[0] + 1), "{frames:?}");

@@ -243,14 +243,22 @@ impl CompareSink {
         }
     }
 
-    /// Whether upstream is live decides whether late pairs may be skipped.
+    /// Whether upstream is live decides whether late pairs may be skipped; its latency,
+    /// from when they count as late.
     fn note_liveness(&self) {
-        let live = self.inputs.iter().any(|i| {
-            i.query_latency()
-                .is_ok_and(|(_, upstream_live, _, _)| upstream_live)
-        });
-        gst::debug!(CAT, imp = self, "upstream is live: {live}");
-        lock(&self.settings).pacing.set_live(live);
+        let (mut live, mut latency) = (false, 0);
+        for input in &self.inputs {
+            if let Ok((_, true, min, _)) = input.query_latency() {
+                live = true;
+                latency = latency.max(min.map_or(0, |t| t.nseconds()));
+            }
+        }
+        gst::debug!(
+            CAT,
+            imp = self,
+            "upstream is live: {live}, latency {latency} ns"
+        );
+        lock(&self.settings).pacing.set_live(live, latency);
     }
 
     fn wake(&self) {
@@ -326,7 +334,7 @@ impl ObjectImpl for CompareSink {
                     .build(),
                 glib::ParamSpecInt64::builder("max-lateness")
                     .nick("Max lateness")
-                    .blurb("In live pipelines, pairs that scoring reaches more than this many ns after their running time are skipped before scoring, counted as 'skipped' in the summary, and leave gaps in 'frame' (-1 = 1 s when upstream is live; 0 = never skip). Non-live pipelines never skip: upstream waits")
+                    .blurb("In live pipelines, pairs that scoring reaches more than this many ns after their running time plus the pipeline latency are skipped before scoring, counted as 'skipped' in the summary, and leave gaps in 'frame' (-1 = 1 s when upstream is live; 0 = never skip). Non-live pipelines never skip: upstream waits")
                     .minimum(-1)
                     .default_value(AUTO_MAX_LATENESS)
                     .mutable_playing()

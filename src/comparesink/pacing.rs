@@ -3,7 +3,7 @@
 //! change while playing, so they live in atomics shared with the scoring thread.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 /// `max-lateness` default: automatic.
 pub const AUTO_MAX_LATENESS: i64 = -1;
@@ -14,8 +14,10 @@ pub const LIVE_MAX_LATENESS: i64 = 1_000_000_000;
 struct Shared {
     subsample: AtomicU32,
     max_lateness: AtomicI64,
-    /// Whether upstream is live (set when the element goes to PLAYING).
+    /// Whether upstream is live, and its minimum latency in ns (set when the element goes
+    /// to PLAYING): a live frame is due at its running time plus that latency.
     live: AtomicBool,
+    latency: AtomicU64,
 }
 
 /// The pacing settings, shared between the element and its scoring thread.
@@ -28,6 +30,7 @@ impl Default for Pacing {
             subsample: AtomicU32::new(1),
             max_lateness: AtomicI64::new(AUTO_MAX_LATENESS),
             live: AtomicBool::new(false),
+            latency: AtomicU64::new(0),
         }))
     }
 }
@@ -59,8 +62,9 @@ impl Pacing {
         self.0.max_lateness.store(ns, Ordering::Relaxed);
     }
 
-    pub fn set_live(&self, live: bool) {
+    pub fn set_live(&self, live: bool, latency: u64) {
         self.0.live.store(live, Ordering::Relaxed);
+        self.0.latency.store(latency, Ordering::Relaxed);
     }
 
     /// The lateness over which pairs are skipped, in ns: `None` never skips. Only live
@@ -77,13 +81,14 @@ impl Pacing {
     }
 
     /// Pair `frame` (its index in the stream), with the running time `now` and the pair's
-    /// running time `at`, when both are known.
+    /// running time `at`, when both are known. Lateness counts from when the frame was due:
+    /// its running time plus the pipeline's latency.
     pub fn judge(&self, frame: u64, now: Option<u64>, at: Option<u64>) -> Verdict {
         if !frame.is_multiple_of(self.subsample().max(1) as u64) {
             return Verdict::Subsampled;
         }
         if let (Some(limit), Some(now), Some(at)) = (self.limit(), now, at) {
-            let late = now.saturating_sub(at);
+            let late = now.saturating_sub(at + self.0.latency.load(Ordering::Relaxed));
             if late > limit {
                 return Verdict::Late(late);
             }
@@ -112,8 +117,13 @@ mod tests {
     fn only_live_pipelines_skip_late_pairs() {
         let p = Pacing::default();
         assert_eq!(p.judge(0, Some(10 * S), Some(0)), Verdict::Score);
-        p.set_live(true);
+        p.set_live(true, 0);
         assert_eq!(p.judge(0, Some(10 * S), Some(0)), Verdict::Late(10 * S));
+        // Latency is not lateness.
+        p.set_live(true, 2 * S);
+        assert_eq!(p.judge(0, Some(3 * S), Some(0)), Verdict::Score);
+        assert_eq!(p.judge(0, Some(10 * S), Some(0)), Verdict::Late(8 * S));
+        p.set_live(true, 0);
         assert_eq!(p.judge(0, Some(S), Some(S / 2)), Verdict::Score);
         p.set_max_lateness(S as i64 / 4);
         assert_eq!(p.judge(0, Some(S), Some(S / 2)), Verdict::Late(S / 2));
