@@ -189,15 +189,9 @@ fn sustained_allocation_failures_lose_no_pair_and_post_no_error() {
             sink.set_property("inject-allocation-failures", 1u32);
         }
     });
-    w.go(gst::State::Playing).expect("plays");
-    assert!(
-        w.wait_until(Duration::from_secs(60), |p| p.eos),
-        "reaches EOS"
-    );
+    w.play_to_eos(Duration::from_secs(60));
     let p = w.posted();
-    assert!(p.errors.is_empty(), "{:?}", p.errors);
-    let frames: Vec<u64> = p.pairs.iter().map(|s| u64_field(s, "frame")).collect();
-    assert_eq!(frames, (0..200).collect::<Vec<_>>());
+    assert_eq!(p.frames(), (0..200).collect::<Vec<_>>());
     assert!(p.pairs.iter().all(|s| s.get::<f64>("ms-ssim").is_ok()));
     let summary = p.summary.as_ref().expect("summary");
     assert!(u64_field(summary, "oom-recoveries") >= 39, "{summary}");
@@ -207,14 +201,9 @@ fn sustained_allocation_failures_lose_no_pair_and_post_no_error() {
 fn subsample_scores_one_pair_in_n_and_counts_the_others() {
     let desc = two_sources("subsample=3", false, None, "num-buffers=20");
     let w = Watched::launch(&desc, |_, _| {});
-    w.go(gst::State::Playing).expect("plays");
-    assert!(
-        w.wait_until(Duration::from_secs(30), |p| p.eos),
-        "reaches EOS"
-    );
+    w.play_to_eos(Duration::from_secs(30));
     let p = w.posted();
-    let frames: Vec<u64> = p.pairs.iter().map(|s| u64_field(s, "frame")).collect();
-    assert_eq!(frames, [0, 3, 6, 9, 12, 15, 18]);
+    assert_eq!(p.frames(), [0, 3, 6, 9, 12, 15, 18]);
     let summary = p.summary.as_ref().expect("summary");
     assert_eq!(u64_field(summary, "frames"), 7);
     assert_eq!(u64_field(summary, "subsampled"), 13);
@@ -255,13 +244,8 @@ fn an_overloaded_live_pipeline_skips_late_pairs_and_keeps_up() {
             l.lock().unwrap().push(late);
         }
     });
-    w.go(gst::State::Playing).expect("plays");
-    assert!(
-        w.wait_until(Duration::from_secs(60), |p| p.eos),
-        "reaches EOS"
-    );
+    w.play_to_eos(Duration::from_secs(60));
     let p = w.posted();
-    assert!(p.errors.is_empty(), "{:?}", p.errors);
     let summary = p.summary.as_ref().expect("summary");
     let (scored, skipped) = (u64_field(summary, "frames"), u64_field(summary, "skipped"));
     // Every frame is scored or skipped, but a frame at either end of two live sources that
@@ -280,7 +264,7 @@ fn an_overloaded_live_pipeline_skips_late_pairs_and_keeps_up() {
     eprintln!("scored {scored}, skipped {skipped}, at most {worst:.3} s late");
     assert!(worst < bound, "{lateness:?} over {bound} s");
     // Skipped pairs are gaps in the frame numbers; the warning came once.
-    let frames: Vec<u64> = p.pairs.iter().map(|s| u64_field(s, "frame")).collect();
+    let frames = p.frames();
     assert!(frames.windows(2).any(|f| f[1] > f[0] + 1), "{frames:?}");
     let warned: Vec<_> = p
         .warnings
@@ -301,11 +285,7 @@ fn a_non_live_pipeline_never_skips() {
         "num-buffers=30 ! identity sleep-time=20000",
     );
     let w = Watched::launch(&desc, |_, _| {});
-    w.go(gst::State::Playing).expect("plays");
-    assert!(
-        w.wait_until(Duration::from_secs(60), |p| p.eos),
-        "reaches EOS"
-    );
+    w.play_to_eos(Duration::from_secs(60));
     assert!(
         lateness_of_posted_pairs(&w) > 100_000_000,
         "scoring was late"

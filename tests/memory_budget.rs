@@ -57,6 +57,28 @@ fn scorer() -> BudgetedScorer {
     BudgetedScorer::new(TorchScorer::new(device).expect("libtorch on the test device"))
 }
 
+/// MSE, PSNR, SSIM and MS-SSIM.
+fn every_metric() -> Options {
+    opts(Metrics {
+        mse: true,
+        psnr: true,
+        ssim: true,
+        ms_ssim: true,
+    })
+}
+
+/// GRAY8 views of frame pairs.
+fn gray_views(
+    frames: &[(Vec<u8>, Vec<u8>)],
+    w: usize,
+    h: usize,
+) -> Vec<(ImageView<'_>, ImageView<'_>)> {
+    frames
+        .iter()
+        .map(|(a, b)| (gray(a, w, h), gray(b, w, h)))
+        .collect()
+}
+
 fn opts(metrics: Metrics) -> Options {
     Options {
         metrics,
@@ -125,16 +147,8 @@ fn a_budget_too_small_for_one_band_is_a_clear_error() {
 fn allocation_failures_are_recovered_with_every_pair_scored_once() {
     let (w, h) = (96, 64);
     let frames: Vec<(Vec<u8>, Vec<u8>)> = (0..6).map(|i| pair(w, h, 10 + i)).collect();
-    let views: Vec<_> = frames
-        .iter()
-        .map(|(a, b)| (gray(a, w, h), gray(b, w, h)))
-        .collect();
-    let o = opts(Metrics {
-        mse: true,
-        psnr: true,
-        ssim: true,
-        ms_ssim: true,
-    });
+    let views = gray_views(&frames, w, h);
+    let o = every_metric();
     let want = scorer().score(&views, &o, 4, 0, |_| {}).unwrap();
     let mut s = scorer();
     // The first batch of four fails, then the batch of two, then the single frame.
@@ -167,16 +181,8 @@ fn allocation_failures_are_recovered_with_every_pair_scored_once() {
 fn a_steady_rate_of_failures_never_ends_the_stream() {
     let (w, h) = (64, 48);
     let frames: Vec<(Vec<u8>, Vec<u8>)> = (0..8).map(|i| pair(w, h, 30 + i)).collect();
-    let views: Vec<_> = frames
-        .iter()
-        .map(|(a, b)| (gray(a, w, h), gray(b, w, h)))
-        .collect();
-    let o = opts(Metrics {
-        mse: true,
-        psnr: true,
-        ssim: true,
-        ms_ssim: true,
-    });
+    let views = gray_views(&frames, w, h);
+    let o = every_metric();
     let want = scorer().score(&views, &o, 1, 0, |_| {}).unwrap();
     let mut s = scorer();
     // One pair at a time, as the element scores with batch-size=1; one allocation fails
@@ -233,12 +239,7 @@ fn the_cpu_kernel_stays_in_its_budget_and_gives_the_same_scores() {
     let (w, h) = (640, 480);
     let (a, b) = pair(w, h, 4);
     let (x, y) = (gray(&a, w, h), gray(&b, w, h));
-    let o = opts(Metrics {
-        mse: true,
-        psnr: true,
-        ssim: true,
-        ms_ssim: true,
-    });
+    let o = every_metric();
     let (free, free_usage) = native::score_within(&x, &y, &o, 0).unwrap();
     // Enough for the strips but not for stored pooled planes: they are recomputed.
     let budget = native::strip_bytes(w) + 1024;
@@ -252,12 +253,7 @@ fn the_cpu_kernel_stays_in_its_budget_and_gives_the_same_scores() {
 
 /// The largest difference between banded and whole-frame scores, SSIM and MS-SSIM.
 fn banded_against_whole(views: &[(ImageView<'_>, ImageView<'_>)], band_rows: usize) -> f64 {
-    let o = opts(Metrics {
-        mse: true,
-        psnr: true,
-        ssim: true,
-        ms_ssim: true,
-    });
+    let o = every_metric();
     let s = scorer();
     let whole = s.torch.score_batch(views, &o).unwrap();
     let mut worst = 0f64;
@@ -277,10 +273,7 @@ fn banded_scores_equal_whole_frame_scores_to_1e_6() {
     // Even and odd sizes (odd sides are padded when pooled), a batch of two.
     for (w, h) in [(320, 240), (321, 243)] {
         let frames: Vec<(Vec<u8>, Vec<u8>)> = (0..2).map(|i| pair(w, h, 50 + i)).collect();
-        let views: Vec<_> = frames
-            .iter()
-            .map(|(a, b)| (gray(a, w, h), gray(b, w, h)))
-            .collect();
+        let views = gray_views(&frames, w, h);
         let worst = banded_against_whole(&views, 5);
         eprintln!("{w}x{h}: banded - whole at most {worst:e}");
         assert!(worst <= 1e-6, "{w}x{h}: {worst:e}");
@@ -292,12 +285,7 @@ fn identical_frames_score_exactly_one_on_both_backends() {
     let (w, h) = (64, 48);
     let zeros = vec![0u8; w * h];
     let (texture, _) = pair(w, h, 9);
-    let o = opts(Metrics {
-        mse: true,
-        psnr: true,
-        ssim: true,
-        ms_ssim: true,
-    });
+    let o = every_metric();
     for data in [&zeros, &texture] {
         let v = gray(data, w, h);
         let native = native::score(&v, &v, &o).unwrap();

@@ -320,11 +320,8 @@ impl Session {
                 continue;
             }
             let silent_since = st.arrived[s].unwrap_or(self.started);
-            let other_since = match (st.arrived[o], st.arrived[s]) {
-                (Some(other), Some(mine)) if other > mine => true,
-                (Some(_), None) => true,
-                _ => false,
-            };
+            // `None < Some`: the other side had a frame later, or ever when this one never.
+            let other_since = st.arrived[o] > st.arrived[s];
             if other_since && now.duration_since(silent_since) >= after {
                 st.stall_reported[s] = true;
                 return Some(side);

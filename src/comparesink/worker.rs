@@ -205,19 +205,15 @@ fn run(element: glib::WeakRef<CompareSink>, session: Arc<Session>, mut scorer: S
         if pairs.is_empty() {
             continue;
         }
-        let first = scorer.next_frame;
         let pairs = pace(&element, &mut scorer, pairs);
-        if pairs.is_empty() {
+        let Some(&(first, _)) = pairs.first() else {
             continue;
-        }
+        };
         if let Err(e) = score_pairs(&element, &mut scorer, &pairs) {
             gst::element_imp_error!(
                 element.imp(),
                 gst::StreamError::Failed,
-                (
-                    "Could not score frame {}: {e}",
-                    pairs.first().map_or(first, |p| p.0)
-                )
+                ("Could not score frame {first}: {e}")
             );
             session.fail();
             return;

@@ -523,13 +523,11 @@ fn pool(x: &Tensor) -> Result<Tensor, Error> {
     } else {
         x.shallow_clone()
     };
-    let tap = |dy: i64, dx: i64| -> Result<Tensor, Error> {
-        Ok(x.f_slice(2, dy, None::<i64>, 2)?
-            .f_slice(3, dx, None::<i64>, 2)?)
-    };
+    // Every other row and column from (dy, dx): h×w samples.
     let (h, w) = ((size[2] + 2 * ph) / 2, (size[3] + 2 * pw) / 2);
-    let tap = |dy, dx| -> Result<Tensor, Error> {
-        Ok(tap(dy, dx)?.f_narrow(2, 0, h)?.f_narrow(3, 0, w)?)
+    let tap = |dy: i64, dx: i64| -> Result<Tensor, Error> {
+        Ok(x.f_slice(2, dy, Some(dy + 2 * h), 2)?
+            .f_slice(3, dx, Some(dx + 2 * w), 2)?)
     };
     Ok(tap(0, 0)?
         .f_add(&tap(0, 1)?)?

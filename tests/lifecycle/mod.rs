@@ -16,6 +16,13 @@ pub struct Posted {
     pub eos: bool,
 }
 
+impl Posted {
+    /// The `frame` numbers of the pairs posted.
+    pub fn frames(&self) -> Vec<u64> {
+        self.pairs.iter().map(|s| u64_field(s, "frame")).collect()
+    }
+}
+
 pub struct Watched {
     pub pipeline: gst::Pipeline,
     posted: Arc<Mutex<Posted>>,
@@ -93,6 +100,14 @@ impl Watched {
             std::thread::sleep(Duration::from_millis(5));
         }
         false
+    }
+
+    /// Plays until end of stream (at most `timeout`), which must come without an error.
+    pub fn play_to_eos(&self, timeout: Duration) {
+        self.go(gst::State::Playing).expect("plays");
+        assert!(self.wait_until(timeout, |p| p.eos), "reaches EOS");
+        let p = self.posted();
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
     }
 
     /// Changes state and waits for it (at most 5 s); the result of `get_state`.
