@@ -7,6 +7,8 @@
 //! cargo run --release --example demo -- [--frames N] [--size WxH] [--device D] [--stats FILE]
 
 use gst::prelude::*;
+use gstgpucompare::messages::{Similarity, SimilaritySummary, VramTier};
+use gstgpucompare::scoring::Metric;
 
 struct Args {
     frames: u32,
@@ -122,55 +124,47 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         match msg.view() {
             gst::MessageView::Element(e) => {
                 let Some(s) = e.structure() else { continue };
-                match s.name().as_str() {
-                    "vram-tier" => {
-                        // The tier's quality hint goes to the encoder after the scaler.
-                        let quality = s.get::<i32>("quality")?;
-                        encoder.set_property("quality", quality);
-                        println!(
-                            "-- vramscale: tier {} at usage {:.2} ({}): frames now {}x{}, JPEG quality {quality}",
-                            s.get::<&str>("tier")?,
-                            s.get::<f64>("usage")?,
-                            s.get::<&str>("source")?,
-                            s.get::<i32>("width")?,
-                            s.get::<i32>("height")?,
-                        );
-                    }
-                    "similarity" => println!(
+                // The plugin's typed messages: each parses only from its own structure.
+                if let Ok(t) = VramTier::try_from(s) {
+                    // The tier's quality hint goes to the encoder after the scaler.
+                    encoder.set_property("quality", t.quality as i32);
+                    println!(
+                        "-- vramscale: tier {} at usage {:.2} ({}): frames now {}x{}, JPEG quality {}",
+                        t.tier, t.usage, t.source, t.width, t.height, t.quality
+                    );
+                } else if let Ok(p) = Similarity::try_from(s) {
+                    let value = |m| p.values.get(m).unwrap_or(f64::NAN);
+                    println!(
                         "frame {:3}  {:5.2}s  PSNR {:6.2} dB  SSIM {:.4}  MS-SSIM {:.4}  ({} {}x{} on {})",
-                        s.get::<u64>("frame")?,
-                        s.get::<u64>("pts")? as f64 / 1e9,
-                        s.get::<f64>("psnr")?,
-                        s.get::<f64>("ssim")?,
-                        s.get::<f64>("ms-ssim")?,
-                        s.get::<&str>("format")?,
-                        s.get::<i32>("width")?,
-                        s.get::<i32>("height")?,
-                        s.get::<&str>("device")?,
-                    ),
-                    "similarity-summary" => {
+                        p.frame,
+                        p.pts.map_or(f64::NAN, |t| t.seconds_f64()),
+                        value(Metric::Psnr),
+                        value(Metric::Ssim),
+                        value(Metric::MsSsim),
+                        p.format,
+                        p.width,
+                        p.height,
+                        p.device,
+                    );
+                } else if let Ok(summary) = SimilaritySummary::try_from(s) {
+                    println!(
+                        "\nSummary: {} pairs on {}, {:.1} pairs/s",
+                        summary.frames, summary.device, summary.fps
+                    );
+                    for (m, p) in &summary.pooled {
                         println!(
-                            "\nSummary: {} pairs on {}, {:.1} pairs/s",
-                            s.get::<u64>("frames")?,
-                            s.get::<&str>("device")?,
-                            s.get::<f64>("fps")?
-                        );
-                        for m in ["psnr", "ssim", "ms-ssim"] {
-                            println!(
-                                "  {m:8} mean {:8.4}  min {:8.4}  max {:8.4}  harmonic mean {:8.4}",
-                                s.get::<f64>(format!("{m}-mean").as_str())?,
-                                s.get::<f64>(format!("{m}-min").as_str())?,
-                                s.get::<f64>(format!("{m}-max").as_str())?,
-                                s.get::<f64>(format!("{m}-harmonic-mean").as_str())?
-                            );
-                        }
-                        println!(
-                            "  unpaired: {} reference, {} distorted",
-                            s.get::<u64>("unpaired-reference")?,
-                            s.get::<u64>("unpaired-distorted")?
+                            "  {:8} mean {:8.4}  min {:8.4}  max {:8.4}  harmonic mean {:8.4}",
+                            m.name(),
+                            p.mean,
+                            p.min,
+                            p.max,
+                            p.harmonic_mean
                         );
                     }
-                    _ => {}
+                    println!(
+                        "  unpaired: {} reference, {} distorted",
+                        summary.unpaired_reference, summary.unpaired_distorted
+                    );
                 }
             }
             // What differs between the streams and how it is compared (JPEG decodes to

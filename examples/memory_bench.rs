@@ -11,7 +11,8 @@ use std::time::Instant;
 use gstgpucompare::memory::proc_kb_field;
 use gstgpucompare::scoring::budget::whole_frame_bytes;
 use gstgpucompare::scoring::budgeted::BudgetedScorer;
-use gstgpucompare::scoring::torch::{TorchScorer, parse_device};
+use gstgpucompare::scoring::parse_device;
+use gstgpucompare::scoring::torch::TorchScorer;
 use gstgpucompare::scoring::{ChannelMode, ColorKind, Component, ImageView, Metrics, Options};
 
 const MIB: u64 = 1 << 20;

@@ -9,8 +9,9 @@ use gst::glib;
 
 pub mod comparesink;
 pub mod memory;
-pub mod memory_source;
+pub mod messages;
 pub mod scoring;
+mod tier_settings;
 pub mod vramscale;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

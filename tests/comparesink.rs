@@ -368,11 +368,7 @@ fn bad_settings_fail_at_start_up_with_a_clear_error() {
 
 #[test]
 fn an_unavailable_cuda_device_is_a_clear_error() {
-    let count = if tch::Cuda::is_available() {
-        tch::Cuda::device_count()
-    } else {
-        0
-    };
+    let count = common::cuda_device_count();
     let e = start_error(&format!("device=cuda:{count}"));
     assert!(e.contains("CUDA"), "{e}");
 }
@@ -393,6 +389,7 @@ fn bad_property_values_are_refused() {
 }
 
 #[test]
+#[cfg(feature = "torch")]
 fn libtorch_backend_matches_the_native_kernel_with_batches() {
     init();
     let ri = video_info(VideoFormat::I420, 96, 72, 25);
@@ -441,7 +438,7 @@ fn auto_device_uses_cuda_exactly_when_libtorch_has_it() {
         vec![timed(frame(&info, pattern(1)), Some(0), Some(40))],
     );
     assert_eq!(run.error, None);
-    let expected = if tch::Cuda::is_available() {
+    let expected = if common::cuda_device_count() > 0 {
         "cuda:0"
     } else {
         "cpu"

@@ -119,14 +119,22 @@ pause_resume_tests! {
     pause_resume_native_async_live_distorted_lags: "native", false, true, Lagging::Distorted;
     pause_resume_native_sync_live_reference_lags: "native", true, true, Lagging::Reference;
     pause_resume_native_sync_live_distorted_lags: "native", true, true, Lagging::Distorted;
-    pause_resume_libtorch_async_file_reference_lags: "libtorch", false, false, Lagging::Reference;
-    pause_resume_libtorch_async_file_distorted_lags: "libtorch", false, false, Lagging::Distorted;
-    pause_resume_libtorch_sync_file_reference_lags: "libtorch", true, false, Lagging::Reference;
-    pause_resume_libtorch_sync_file_distorted_lags: "libtorch", true, false, Lagging::Distorted;
-    pause_resume_libtorch_async_live_reference_lags: "libtorch", false, true, Lagging::Reference;
-    pause_resume_libtorch_async_live_distorted_lags: "libtorch", false, true, Lagging::Distorted;
-    pause_resume_libtorch_sync_live_reference_lags: "libtorch", true, true, Lagging::Reference;
-    pause_resume_libtorch_sync_live_distorted_lags: "libtorch", true, true, Lagging::Distorted;
+}
+
+#[cfg(feature = "torch")]
+mod libtorch {
+    use super::*;
+
+    pause_resume_tests! {
+        pause_resume_libtorch_async_file_reference_lags: "libtorch", false, false, Lagging::Reference;
+        pause_resume_libtorch_async_file_distorted_lags: "libtorch", false, false, Lagging::Distorted;
+        pause_resume_libtorch_sync_file_reference_lags: "libtorch", true, false, Lagging::Reference;
+        pause_resume_libtorch_sync_file_distorted_lags: "libtorch", true, false, Lagging::Distorted;
+        pause_resume_libtorch_async_live_reference_lags: "libtorch", false, true, Lagging::Reference;
+        pause_resume_libtorch_async_live_distorted_lags: "libtorch", false, true, Lagging::Distorted;
+        pause_resume_libtorch_sync_live_reference_lags: "libtorch", true, true, Lagging::Reference;
+        pause_resume_libtorch_sync_live_distorted_lags: "libtorch", true, true, Lagging::Distorted;
+    }
 }
 
 #[test]
@@ -176,6 +184,7 @@ fn a_flushing_seek_while_paused_restarts_both_pads_at_the_seek_position() {
 }
 
 #[test]
+#[cfg(feature = "torch")]
 fn sustained_allocation_failures_lose_no_pair_and_post_no_error() {
     let desc = two_sources(
         "backend=libtorch device=cpu batch-size=1 metrics=psnr+ssim+ms-ssim",
@@ -224,6 +233,7 @@ fn lateness_of_posted_pairs(w: &Watched) -> u64 {
 }
 
 #[test]
+#[cfg(feature = "torch")]
 fn an_overloaded_live_pipeline_skips_late_pairs_and_keeps_up() {
     // 640x360 at 60 frames/s with every metric on libtorch's CPU device: several times
     // slower than real time here. Without skipping, the last pairs would be scored

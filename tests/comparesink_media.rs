@@ -82,10 +82,7 @@ fn full_range_against_limited_range_is_converted_and_reported() {
     let e = video_expected();
     let reference = ("range_ref_i420_limited.yuv", &limited(VideoFormat::I420));
     let full = info(VideoFormat::I420, Range::Range0_255, Matrix::Bt709);
-    for backend in [
-        "backend=native",
-        &format!("backend=libtorch device={}", test_device()),
-    ] {
+    for backend in &backend_settings() {
         let (s, warnings) = score(
             &format!("{BOTH} {backend}"),
             reference,
@@ -176,10 +173,7 @@ fn ten_bit_pairs_score_on_a_1023_scale() {
         (("p010_ref.yuv", &p010), ("p010_dist.yuv", &p010)),
         (("p010_ref.yuv", &p010), ("i420_10le_dist.yuv", &i420)),
     ];
-    for backend in [
-        "backend=native",
-        &format!("backend=libtorch device={}", test_device()),
-    ] {
+    for backend in &backend_settings() {
         for (reference, distorted) in pairs {
             let (s, warnings) = score(&format!("{BOTH} {backend}"), reference, distorted);
             check(&s, &e["luma"], 1e-3, 1e-4);

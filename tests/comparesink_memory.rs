@@ -33,6 +33,7 @@ fn run_with(props: &str, on_pair: impl Fn(&gst::Element, u64) + Send + Sync + 's
 }
 
 #[test]
+#[cfg(feature = "torch")]
 fn messages_carry_the_memory_plan() {
     let run = run_with(
         "metrics=psnr+ssim memory-budget=1000000000 batch-size=4 backend=libtorch",
@@ -62,6 +63,7 @@ fn messages_carry_the_memory_plan() {
 }
 
 #[test]
+#[cfg(feature = "torch")]
 fn a_small_budget_scores_in_bands_with_the_same_result() {
     let props = "metrics=psnr+ssim+ms-ssim backend=libtorch";
     let whole = run_with(props, |_, _| {});
@@ -80,6 +82,7 @@ fn a_small_budget_scores_in_bands_with_the_same_result() {
 }
 
 #[test]
+#[cfg(feature = "torch")]
 fn allocation_failures_mid_stream_lose_and_repeat_nothing() {
     let props = "metrics=psnr+ssim backend=libtorch batch-size=4";
     let clean = run_with(props, |_, _| {});
@@ -165,9 +168,39 @@ fn adaptive_quality_follows_the_simulated_usage_through_the_tiers() {
 }
 
 #[test]
+fn adaptive_quality_follows_the_thresholds_set_on_the_element() {
+    // Usage 0.4 is under the default warning threshold (0.8) but over the one set here,
+    // and 0.55 over this critical threshold; back at 0.1 it steps up at once (no dwell).
+    let props = "metrics=psnr quality=adaptive memory-source=simulated \
+                 warning-threshold=0.3 critical-threshold=0.5 hysteresis=0.1 min-dwell=0 \
+                 tiers=\"high:160x120:95,medium:80x60:85,low:40x30:75\"";
+    let run = run_with(props, |sink, frame| match frame {
+        3 => sink.set_property("simulated-usage", 0.4),
+        9 => sink.set_property("simulated-usage", 0.55),
+        15 => sink.set_property("simulated-usage", 0.1),
+        _ => {}
+    });
+    assert_eq!(run.error, None);
+    let tiers: Vec<String> = run
+        .pairs
+        .iter()
+        .map(|s| s.get::<String>("tier").unwrap())
+        .collect();
+    let expected: Vec<&str> = (0..24)
+        .map(|i| match i {
+            0..=3 => "high",
+            4..=9 => "medium",
+            10..=15 => "low",
+            _ => "high",
+        })
+        .collect();
+    assert_eq!(tiers, expected);
+}
+
+#[test]
 fn a_budget_too_small_for_one_band_is_a_clear_error() {
-    for backend in ["libtorch", "native"] {
-        let run = run_with(&format!("backend={backend} memory-budget=1024"), |_, _| {});
+    for backend in backend_settings() {
+        let run = run_with(&format!("{backend} memory-budget=1024"), |_, _| {});
         let e = run.error.expect("an error");
         assert!(e.contains("memory budget too small"), "{backend}: {e}");
         assert!(run.pairs.is_empty());

@@ -1,12 +1,15 @@
 //! The scoring engine within memory budgets: banded frames give the whole-frame result,
 //! the accounting stays under the budget, allocation failures are recovered from, and a
-//! budget too small for one band is a clear error.
+//! budget too small for one band is a clear error. The libtorch backend runs on the device
+//! `GPUCOMPARE_TEST_DEVICE` names (default cpu); builds without libtorch skip this file.
+#![cfg(feature = "torch")]
 
 mod common;
 
-use gstgpucompare::scoring::budget::band_bytes;
+use gstgpucompare::scoring::budget::{band_bytes, strip_bytes};
 use gstgpucompare::scoring::budgeted::{BudgetedScorer, SMALLEST_ATTEMPTS};
-use gstgpucompare::scoring::torch::{TorchScorer, parse_device};
+use gstgpucompare::scoring::parse_device;
+use gstgpucompare::scoring::torch::TorchScorer;
 use gstgpucompare::scoring::{
     ChannelMode, ColorKind, Component, Error, ImageView, Metrics, Options, native,
 };
@@ -242,7 +245,7 @@ fn the_cpu_kernel_stays_in_its_budget_and_gives_the_same_scores() {
     let o = every_metric();
     let (free, free_usage) = native::score_within(&x, &y, &o, 0).unwrap();
     // Enough for the strips but not for stored pooled planes: they are recomputed.
-    let budget = native::strip_bytes(w) + 1024;
+    let budget = strip_bytes(w) + 1024;
     let (tight, usage) = native::score_within(&x, &y, &o, budget).unwrap();
     assert!(
         usage.bytes <= budget && free_usage.bytes > budget,

@@ -1,4 +1,7 @@
-use std::sync::atomic::{AtomicU32, Ordering};
+//! Lock order: `state` (the running session) before the [`Session`]'s own lock, and an
+//! input's caps/info lock before the Session's; `settings` is never held while taking
+//! another lock, posting a message or calling into a child element.
+
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -13,12 +16,11 @@ use super::pacing::{AUTO_MAX_LATENESS, Pacing};
 use super::pairing::Side;
 use super::session::Session;
 use super::stats::StatsFile;
-use super::worker::{Backend, Scorer, Thresholds, spawn};
+use super::worker::{Scorer, Thresholds, spawn};
 use super::{CAT, CompareBackend, CompareChannels, CompareMetrics, CompareQuality};
 use crate::memory::SimulatedUsage;
-use crate::memory::tiers::TierTable;
-use crate::memory_source::{MemorySource, memory_properties};
-use crate::scoring::{ChannelMode, Metrics, Options};
+use crate::scoring::{BackendChoice, ChannelMode, Engine, FaultInjection, Metrics, Options};
+use crate::tier_settings::TierSettings;
 
 const DEFAULT_METRICS: CompareMetrics = CompareMetrics::PSNR.union(CompareMetrics::SSIM);
 const DEFAULT_DEVICE: &str = "auto";
@@ -42,8 +44,7 @@ pub(super) struct Settings {
     is_async: bool,
     memory_budget: u64,
     quality: CompareQuality,
-    memory_source: MemorySource,
-    tiers: String,
+    tier: TierSettings,
 }
 
 impl Default for Settings {
@@ -61,8 +62,7 @@ impl Default for Settings {
             is_async: true,
             memory_budget: 0,
             quality: CompareQuality::default(),
-            memory_source: MemorySource::default(),
-            tiers: TierTable::default().to_string(),
+            tier: TierSettings::default(),
         }
     }
 }
@@ -121,7 +121,7 @@ struct Running {
 pub struct CompareSink {
     settings: Mutex<Settings>,
     simulated: SimulatedUsage,
-    pending_failures: Arc<AtomicU32>,
+    faults: FaultInjection,
     state: Mutex<Option<Running>>,
     inputs: [CompareInput; 2],
 }
@@ -135,7 +135,7 @@ impl Default for CompareSink {
         CompareSink {
             settings: Mutex::default(),
             simulated: SimulatedUsage::default(),
-            pending_failures: Arc::default(),
+            faults: FaultInjection::default(),
             state: Mutex::default(),
             inputs: [
                 CompareInput::new(Side::Reference),
@@ -154,7 +154,12 @@ impl CompareSink {
             gst::element_imp_error!(self, gst::ResourceError::Settings, ("{e}"));
             return Err(gst::StateChangeError);
         }
-        let backend = Backend::choose(&settings.device, settings.backend).map_err(|e| {
+        let backend = match settings.backend {
+            CompareBackend::Auto => BackendChoice::Auto,
+            CompareBackend::Native => BackendChoice::Native,
+            CompareBackend::Libtorch => BackendChoice::Libtorch,
+        };
+        let engine = Engine::new(&settings.device, backend, self.faults.clone()).map_err(|e| {
             gst::element_imp_error!(self, gst::ResourceError::Settings, ("{e}"));
             gst::StateChangeError
         })?;
@@ -169,21 +174,12 @@ impl CompareSink {
             })?),
             None => None,
         };
-        let device_index = match &backend {
-            Backend::Torch(t) => match t.torch.device() {
-                tch::Device::Cuda(n) => n as u32,
-                _ => 0,
-            },
-            Backend::Native => 0,
-        };
         let memory = MemoryPolicy::new(
-            settings.memory_source.kind(),
-            device_index,
-            self.simulated.clone(),
+            &settings.tier,
+            engine.monitor_index(),
+            &self.simulated,
             settings.quality,
-            &settings.tiers,
             settings.memory_budget,
-            self.pending_failures.clone(),
         )
         .map_err(|e| {
             gst::element_imp_error!(self, gst::ResourceError::Settings, ("{e}"));
@@ -193,7 +189,7 @@ impl CompareSink {
             gst::info!(CAT, imp = self, "{reason}");
         }
         let scorer = Scorer::new(
-            backend,
+            engine,
             options,
             settings.thresholds.clone(),
             settings.pacing.clone(),
@@ -207,10 +203,7 @@ impl CompareSink {
             "scoring {:?} on {} ({}), batch size {}",
             options.metrics,
             scorer.device(),
-            match scorer.backend {
-                Backend::Native => "native kernel",
-                Backend::Torch(_) => "libtorch",
-            },
+            scorer.engine.backend_name(),
             scorer.batch_size
         );
         let session = Arc::new(Session::new(scorer.batch_size, &self.obj()));
@@ -374,7 +367,7 @@ impl ObjectImpl for CompareSink {
                     .mutable_ready()
                     .build(),
             ];
-            props.extend(memory_properties(
+            props.extend(TierSettings::properties(
                 "Where GPU memory usage is read from (for the automatic budget and quality=adaptive)",
                 "Quality tiers for quality=adaptive/high/medium/low, highest first, as name:WIDTHxHEIGHT:quality,... (as vramscale's)",
             ));
@@ -389,11 +382,15 @@ impl ObjectImpl for CompareSink {
             "inject-allocation-failures" => {
                 let n = value.get().unwrap_or(0);
                 gst::debug!(CAT, imp = self, "injecting {n} allocation failures");
-                return self.pending_failures.store(n, Ordering::SeqCst);
+                return self.faults.inject(n);
             }
             _ => {}
         }
         let mut s = lock(&self.settings);
+        if s.tier.set(pspec.name(), value) {
+            gst::debug!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
+            return;
+        }
         match pspec.name() {
             "metrics" => s.metrics = value.get().unwrap_or(DEFAULT_METRICS),
             "channels" => s.channels = value.get().unwrap_or_default(),
@@ -420,14 +417,6 @@ impl ObjectImpl for CompareSink {
                 .pacing
                 .set_max_lateness(value.get().unwrap_or(AUTO_MAX_LATENESS)),
             "quality" => s.quality = value.get().unwrap_or_default(),
-            "memory-source" => s.memory_source = value.get().unwrap_or_default(),
-            "tiers" => {
-                s.tiers = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default()
-            }
             "stats-file" => {
                 s.stats_file = value
                     .get::<Option<String>>()
@@ -458,11 +447,14 @@ impl ObjectImpl for CompareSink {
         match pspec.name() {
             "simulated-usage" => return self.simulated.get().to_value(),
             "inject-allocation-failures" => {
-                return self.pending_failures.load(Ordering::SeqCst).to_value();
+                return self.faults.pending().to_value();
             }
             _ => {}
         }
         let s = lock(&self.settings);
+        if let Some(v) = s.tier.get(pspec.name()) {
+            return v;
+        }
         match pspec.name() {
             "metrics" => s.metrics.to_value(),
             "channels" => s.channels.to_value(),
@@ -478,8 +470,6 @@ impl ObjectImpl for CompareSink {
             "subsample" => s.pacing.subsample().to_value(),
             "max-lateness" => s.pacing.max_lateness().to_value(),
             "quality" => s.quality.to_value(),
-            "memory-source" => s.memory_source.to_value(),
-            "tiers" => s.tiers.to_value(),
             _ => pspec.default_value().clone(),
         }
     }

@@ -2,13 +2,14 @@
 //! budget (fixed, or what the GPU has free), and the quality tier (full resolution, pinned,
 //! or following GPU memory usage through the shared tier table).
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::CompareQuality;
-use crate::memory::tiers::{Thresholds, Tier, TierPolicy, TierTable};
-use crate::memory::{Monitor, SimulatedUsage, SourceKind, proc_kb_field};
+use crate::memory::tiers::Tier;
+use crate::memory::{SimulatedUsage, SourceKind, TierTracker, proc_kb_field};
+use crate::tier_settings::TierSettings;
 
 /// Margin kept free on the device under an automatic budget: a tenth of it, at least
 /// 256 MiB.
@@ -50,48 +51,34 @@ impl Drop for CpuShare {
 }
 
 pub struct MemoryPolicy {
-    monitor: Monitor,
+    tracker: TierTracker,
     quality: CompareQuality,
-    table: TierTable,
-    policy: TierPolicy,
     budget: u64,
     /// Taken the first time the automatic budget is asked for on the CPU.
     cpu_share: OnceLock<CpuShare>,
-    /// Fault injection requested through the element, not yet handed to the engine.
-    pub pending_failures: Arc<AtomicU32>,
 }
 
 impl MemoryPolicy {
+    /// Watches GPU `device_index` (NVML's) as `tiers` says; the error is a sentence.
     pub fn new(
-        source: SourceKind,
+        tiers: &TierSettings,
         device_index: u32,
-        simulated: SimulatedUsage,
+        simulated: &SimulatedUsage,
         quality: CompareQuality,
-        tiers: &str,
         budget: u64,
-        pending_failures: Arc<AtomicU32>,
     ) -> Result<Self, String> {
-        let table: TierTable = tiers
-            .parse()
-            .map_err(|e| format!("Invalid tiers '{tiers}': {e}"))?;
-        let monitor = Monitor::open(source, device_index, Duration::from_millis(100), simulated)
-            .map_err(|e| format!("memory-source={} cannot be used: {e}", source.name()))?;
-        let mut policy = TierPolicy::new(Thresholds::default());
-        policy.reset(monitor.latest().usage);
+        let tracker = tiers.tracker(device_index, Duration::from_millis(100), simulated)?;
         Ok(MemoryPolicy {
-            monitor,
+            tracker,
             quality,
-            table,
-            policy,
             budget,
             cpu_share: OnceLock::new(),
-            pending_failures,
         })
     }
 
     /// Why the automatic memory source fell back, if it did.
     pub fn fallback_reason(&self) -> Option<&str> {
-        self.monitor.fallback_reason.as_deref()
+        self.tracker.monitor().fallback_reason.as_deref()
     }
 
     /// The tier frames are compared at now; `None` for full resolution.
@@ -102,12 +89,11 @@ impl MemoryPolicy {
             CompareQuality::Medium => 1,
             CompareQuality::Low => 2,
             CompareQuality::Adaptive => {
-                let usage = self.monitor.latest().usage;
-                self.policy.update(usage, Instant::now());
-                self.policy.current()
+                self.tracker.update(Instant::now());
+                return Some(self.tracker.tier());
             }
         };
-        Some(&self.table.0[index])
+        Some(&self.tracker.table().0[index])
     }
 
     /// The working-memory budget for the next batch, in bytes (0 = unlimited): the
@@ -118,7 +104,7 @@ impl MemoryPolicy {
         if self.budget > 0 {
             return self.budget;
         }
-        let reading = self.monitor.latest();
+        let reading = self.tracker.latest();
         let gpu_reading = reading.total_bytes > 0 && reading.source != SourceKind::None;
         if gpu_reading && (on_gpu || reading.source == SourceKind::Simulated) {
             return reading
@@ -137,6 +123,7 @@ impl MemoryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tier_settings::MemorySource;
 
     #[test]
     fn cpu_budget_is_half_the_available_ram() {
@@ -145,16 +132,14 @@ mod tests {
     }
 
     fn policy(source: SourceKind, sim: &SimulatedUsage) -> MemoryPolicy {
-        MemoryPolicy::new(
-            source,
-            0,
-            sim.clone(),
-            CompareQuality::Full,
-            &TierTable::default().to_string(),
-            0,
-            Arc::default(),
-        )
-        .unwrap()
+        let tiers = TierSettings {
+            memory_source: match source {
+                SourceKind::Simulated => MemorySource::Simulated,
+                _ => MemorySource::None,
+            },
+            ..TierSettings::default()
+        };
+        MemoryPolicy::new(&tiers, 0, sim, CompareQuality::Full, 0).unwrap()
     }
 
     #[test]
@@ -177,16 +162,7 @@ mod tests {
     #[test]
     fn automatic_budget_follows_simulated_free_memory() {
         let sim = SimulatedUsage::default();
-        let p = MemoryPolicy::new(
-            SourceKind::Simulated,
-            0,
-            sim.clone(),
-            CompareQuality::Full,
-            &TierTable::default().to_string(),
-            0,
-            Arc::default(),
-        )
-        .unwrap();
+        let p = policy(SourceKind::Simulated, &sim);
         sim.set(0.5);
         let half = p.budget(false);
         assert_eq!(half, (8u64 << 30) - margin(16 << 30));

@@ -1,12 +1,12 @@
-//! What `comparesink` reports: the per-pair `similarity` message, the `similarity-alert`
-//! message, and the `similarity-summary` message. Each is built from one ordered list of
-//! fields, which the stats file writes under the same names.
+//! What `comparesink` pools over a stream for its `similarity-summary` message, and the
+//! alert thresholds.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::scoring::{Metrics, Scores, Usage, psnr};
+use crate::messages::{MetricValues, PlaneValues, Pooled, SimilaritySummary};
+use crate::scoring::{Metric, Metrics, Scores, psnr};
 
 /// An alert threshold, shared between the settings and the scoring thread so that it can
 /// change while playing. 0 is off.
@@ -27,163 +27,6 @@ impl Threshold {
         let t = self.get();
         (t > 0.0 && value.is_some_and(|v| v < t)).then_some(t)
     }
-}
-
-/// A field value, typed as in the message.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Value {
-    U64(u64),
-    /// Nanoseconds; `None` is `G_MAXUINT64` in messages and empty in the stats file.
-    Time(Option<u64>),
-    U32(u32),
-    I32(i32),
-    F64(f64),
-    Bool(bool),
-    Str(String),
-}
-
-/// An ordered list of named fields.
-pub type Fields = Vec<(String, Value)>;
-
-/// Builds an element message structure from fields.
-pub fn structure(name: &str, fields: &Fields) -> gst::Structure {
-    let mut b = gst::Structure::builder(name);
-    for (key, value) in fields {
-        b = match value {
-            Value::U64(v) => b.field(key.as_str(), *v),
-            Value::Time(v) => b.field(key.as_str(), v.unwrap_or(u64::MAX)),
-            Value::U32(v) => b.field(key.as_str(), *v),
-            Value::I32(v) => b.field(key.as_str(), *v),
-            Value::F64(v) => b.field(key.as_str(), *v),
-            Value::Bool(v) => b.field(key.as_str(), *v),
-            Value::Str(v) => b.field(key.as_str(), v.as_str()),
-        };
-    }
-    b.build()
-}
-
-/// One scored pair, as reported.
-pub struct PairReport<'a> {
-    pub frame: u64,
-    pub pts: Option<u64>,
-    pub running_time: Option<u64>,
-    pub distorted_pts: Option<u64>,
-    pub distorted_running_time: Option<u64>,
-    pub scores: &'a Scores,
-    /// Names of the compared planes when they are reported one by one (`channels=all`).
-    pub planes: Option<&'a [&'a str]>,
-    pub format: &'a str,
-    pub width: u32,
-    pub height: u32,
-    pub channels: &'a str,
-    pub device: &'a str,
-    pub alert: bool,
-    /// `full`, or the quality tier the frames were compared at.
-    pub tier: &'a str,
-    pub usage: Usage,
-    pub memory_budget: u64,
-}
-
-/// The enabled metrics of a pair as (name, value), in a fixed order; a metric that could
-/// not be computed (a frame smaller than the window) is `None`.
-fn metric_values(metrics: Metrics, s: &Scores) -> Vec<(&'static str, Option<f64>)> {
-    let mut v = Vec::new();
-    if metrics.mse {
-        v.push(("mse", Some(s.mse)));
-    }
-    if metrics.psnr {
-        v.push(("psnr", Some(s.psnr)));
-    }
-    if metrics.ssim {
-        v.push(("ssim", s.ssim));
-    }
-    if metrics.ms_ssim {
-        v.push(("ms-ssim", s.ms_ssim));
-    }
-    v
-}
-
-/// The per-plane values of one metric of a pair.
-fn plane_values(name: &str, s: &Scores, plane: usize) -> Option<f64> {
-    let p = s.planes.get(plane)?;
-    match name {
-        "mse" => Some(p.mse),
-        "psnr" => Some(p.psnr),
-        "ssim" => p.ssim,
-        _ => p.ms_ssim,
-    }
-}
-
-/// The fields of the `similarity` message, every possible one in order; `None` where the
-/// pair has no value (the message leaves the field out, the stats file leaves it empty).
-pub fn similarity_fields(metrics: Metrics, r: &PairReport<'_>) -> Vec<(String, Option<Value>)> {
-    let mut f: Vec<(String, Option<Value>)> = vec![
-        ("frame".into(), Some(Value::U64(r.frame))),
-        ("pts".into(), Some(Value::Time(r.pts))),
-        ("running-time".into(), Some(Value::Time(r.running_time))),
-        ("distorted-pts".into(), Some(Value::Time(r.distorted_pts))),
-        (
-            "distorted-running-time".into(),
-            Some(Value::Time(r.distorted_running_time)),
-        ),
-    ];
-    let values = metric_values(metrics, r.scores);
-    for (name, value) in &values {
-        f.push((name.to_string(), value.map(Value::F64)));
-    }
-    if metrics.ms_ssim {
-        let scales = r
-            .scores
-            .ms_ssim
-            .map(|_| Value::U32(r.scores.ms_ssim_scales));
-        f.push(("ms-ssim-scales".into(), scales));
-    }
-    for (name, _) in &values {
-        for (i, plane) in r.planes.unwrap_or(&[]).iter().enumerate() {
-            let value = plane_values(name, r.scores, i).map(Value::F64);
-            f.push((format!("{name}-{plane}"), value));
-        }
-    }
-    let rest = [
-        ("format", Value::Str(r.format.into())),
-        ("width", Value::I32(r.width as i32)),
-        ("height", Value::I32(r.height as i32)),
-        ("channels", Value::Str(r.channels.into())),
-        ("device", Value::Str(r.device.into())),
-        ("alert", Value::Bool(r.alert)),
-        ("tier", Value::Str(r.tier.into())),
-        ("batch", Value::U32(r.usage.batch as u32)),
-        ("tiles", Value::U32(r.usage.tiles)),
-        ("memory-used", Value::U64(r.usage.bytes)),
-        ("memory-budget", Value::U64(r.memory_budget)),
-    ];
-    f.extend(rest.into_iter().map(|(k, v)| (k.to_string(), Some(v))));
-    f
-}
-
-/// The fields present in a pair, for the message.
-pub fn present(fields: &[(String, Option<Value>)]) -> Fields {
-    fields
-        .iter()
-        .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
-        .collect()
-}
-
-/// The `similarity-alert` message's fields: the metric that crossed its threshold.
-pub fn alert_fields(
-    frame: u64,
-    pts: Option<u64>,
-    metric: &str,
-    value: f64,
-    threshold: f64,
-) -> Fields {
-    vec![
-        ("frame".into(), Value::U64(frame)),
-        ("pts".into(), Value::Time(pts)),
-        ("metric".into(), Value::Str(metric.into())),
-        ("value".into(), Value::F64(value)),
-        ("threshold".into(), Value::F64(threshold)),
-    ]
 }
 
 /// Running statistics of one metric: mean, min, max and harmonic mean.
@@ -319,66 +162,78 @@ impl Summary {
         mse.mean().map(|m| psnr(m, self.max_value))
     }
 
-    /// The `similarity-summary` message's fields.
-    pub fn fields(&self, unpaired: [u64; 2], device: &str, oom_recoveries: u64) -> Fields {
+    /// One metric's pool, and its mean as the summary reports it.
+    fn pool(&self, m: Metric, pools: &PlanePools, psnr_pool: &Pool) -> (Pool, Option<f64>) {
+        match m {
+            Metric::Mse => (pools.mse, pools.mse.mean()),
+            Metric::Psnr => (*psnr_pool, self.pooled_psnr(&pools.mse)),
+            Metric::Ssim => (pools.ssim, pools.ssim.mean()),
+            Metric::MsSsim => (pools.ms_ssim, pools.ms_ssim.mean()),
+        }
+    }
+
+    /// The `similarity-summary` message.
+    pub fn summary(
+        &self,
+        unpaired: [u64; 2],
+        device: &str,
+        oom_recoveries: u64,
+    ) -> SimilaritySummary {
         let elapsed = self.started.elapsed().as_secs_f64();
-        let mut f: Fields = vec![
-            ("frames".into(), Value::U64(self.frames)),
-            ("unpaired-reference".into(), Value::U64(unpaired[0])),
-            ("unpaired-distorted".into(), Value::U64(unpaired[1])),
-            ("alerts".into(), Value::U64(self.alerts)),
-            ("skipped".into(), Value::U64(self.skipped)),
-            ("subsampled".into(), Value::U64(self.subsampled)),
-        ];
-        let m = self.metrics;
-        let pools = [
-            (m.mse, "mse", self.mse, self.mse.mean()),
-            (m.psnr, "psnr", self.psnr, self.pooled_psnr(&self.mse)),
-            (m.ssim, "ssim", self.ssim, self.ssim.mean()),
-            (m.ms_ssim, "ms-ssim", self.ms_ssim, self.ms_ssim.mean()),
-        ];
-        // A metric no pair had (SSIM of frames under the window) is left out.
-        for (_, name, pool, mean) in pools.into_iter().filter(|p| p.0) {
-            let Some(mean) = mean else { continue };
-            f.push((format!("{name}-mean"), Value::F64(mean)));
-            f.push((format!("{name}-min"), Value::F64(pool.min)));
-            f.push((format!("{name}-max"), Value::F64(pool.max)));
-            if let Some(h) = pool.harmonic_mean() {
-                f.push((format!("{name}-harmonic-mean"), Value::F64(h)));
-            }
-        }
-        for (plane, p) in &self.planes {
-            let means = [
-                (m.mse, "mse", p.mse.mean()),
-                (m.psnr, "psnr", self.pooled_psnr(&p.mse)),
-                (m.ssim, "ssim", p.ssim.mean()),
-                (m.ms_ssim, "ms-ssim", p.ms_ssim.mean()),
-            ];
-            for (_, name, mean) in means.into_iter().filter(|p| p.0) {
-                if let Some(mean) = mean {
-                    f.push((format!("{name}-{plane}-mean"), Value::F64(mean)));
-                }
-            }
-        }
-        let fps = if elapsed > 0.0 {
-            self.frames as f64 / elapsed
-        } else {
-            0.0
+        let enabled = self.metrics.enabled();
+        let whole = PlanePools {
+            mse: self.mse,
+            ssim: self.ssim,
+            ms_ssim: self.ms_ssim,
         };
-        f.extend([
-            ("device".into(), Value::Str(device.into())),
-            ("oom-recoveries".into(), Value::U64(oom_recoveries)),
-            ("peak-memory".into(), Value::U64(self.peak_memory)),
-            ("elapsed".into(), Value::F64(elapsed)),
-            ("fps".into(), Value::F64(fps)),
-        ]);
-        f
+        // A metric no pair had (SSIM of frames under the window) is left out.
+        let pooled = enabled
+            .iter()
+            .filter_map(|&m| {
+                let (pool, mean) = self.pool(m, &whole, &self.psnr);
+                let pooled = Pooled {
+                    mean: mean?,
+                    min: pool.min,
+                    max: pool.max,
+                    harmonic_mean: pool.harmonic_mean()?,
+                };
+                Some((m, pooled))
+            })
+            .collect();
+        let planes = self
+            .planes
+            .iter()
+            .map(|(name, p)| PlaneValues {
+                name: name.clone(),
+                values: MetricValues::of(&enabled, |m| self.pool(m, p, &Pool::default()).1),
+            })
+            .collect();
+        SimilaritySummary {
+            frames: self.frames,
+            unpaired_reference: unpaired[0],
+            unpaired_distorted: unpaired[1],
+            alerts: self.alerts,
+            skipped: self.skipped,
+            subsampled: self.subsampled,
+            pooled,
+            planes,
+            device: device.into(),
+            oom_recoveries,
+            peak_memory: self.peak_memory,
+            elapsed,
+            fps: if elapsed > 0.0 {
+                self.frames as f64 / elapsed
+            } else {
+                0.0
+            },
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::messages::{Field, Value};
     use crate::scoring::PlaneResult;
 
     fn scores(mse: f64, ssim: f64) -> Scores {
@@ -397,9 +252,9 @@ mod tests {
         }
     }
 
-    fn get(fields: &Fields, name: &str) -> f64 {
+    fn get(fields: &[Field], name: &str) -> f64 {
         match fields.iter().find(|(k, _)| k == name) {
-            Some((_, Value::F64(v))) => *v,
+            Some((_, Some(Value::F64(v)))) => *v,
             other => panic!("{name}: {other:?}"),
         }
     }
@@ -410,11 +265,11 @@ mod tests {
         for mse in [1.0, 3.0] {
             s.add(&scores(mse, 0.5), Some(&["y"]), 255.0, false, 100);
         }
-        let f = s.fields([0, 0], "cpu", 0);
+        let f = s.summary([0, 0], "cpu", 0).fields();
         assert!((get(&f, "psnr-mean") - psnr(2.0, 255.0)).abs() < 1e-12);
         assert!((get(&f, "psnr-y-mean") - psnr(2.0, 255.0)).abs() < 1e-12);
         assert_eq!(get(&f, "psnr-min"), psnr(3.0, 255.0));
-        assert!(f.contains(&("frames".into(), Value::U64(2))));
+        assert!(f.contains(&("frames".into(), Some(Value::U64(2)))));
     }
 
     #[test]
@@ -423,7 +278,7 @@ mod tests {
         // SSIM 0 and 1: 1 / mean(1/1, 1/2) − 1 = 1 / 0.75 − 1 = 1/3.
         s.add(&scores(1.0, 0.0), None, 255.0, false, 0);
         s.add(&scores(1.0, 1.0), None, 255.0, false, 0);
-        let f = s.fields([0, 0], "cpu", 0);
+        let f = s.summary([0, 0], "cpu", 0).fields();
         assert!((get(&f, "ssim-harmonic-mean") - 1.0 / 3.0).abs() < 1e-12);
         // Identical frames (PSNR +inf) count as 1 / (1 + inf) = 0.
         let mut s = Summary::new(Metrics::default());
@@ -431,7 +286,7 @@ mod tests {
         s.add(&scores(1.0, 1.0), None, 255.0, false, 0);
         let p1 = psnr(1.0, 255.0);
         let expected = 2.0 / (1.0 / (1.0 + p1)) - 1.0;
-        let f = s.fields([0, 0], "cpu", 0);
+        let f = s.summary([0, 0], "cpu", 0).fields();
         assert!((get(&f, "psnr-harmonic-mean") - expected).abs() < 1e-9);
     }
 
@@ -446,13 +301,13 @@ mod tests {
         small.ssim = None;
         small.planes[0].ssim = None;
         s.add(&small, Some(&["y"]), 255.0, false, 0);
-        let f = s.fields([0, 0], "cpu", 0);
+        let f = s.summary([0, 0], "cpu", 0).fields();
         for (name, value) in &f {
             assert!(
                 !name.starts_with("ssim") && !name.starts_with("ms-ssim"),
                 "{name} is there"
             );
-            if let Value::F64(v) = value {
+            if let Some(Value::F64(v)) = value {
                 assert!(!v.is_nan(), "{name} is NaN");
             }
         }

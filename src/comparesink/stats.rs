@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::io::Write;
 
-use super::report::{Fields, Value};
+use crate::messages::{Field, Value};
 
 pub struct StatsFile {
     file: File,
@@ -19,7 +19,8 @@ pub struct StatsFile {
 fn csv_cell(value: Option<&Value>) -> String {
     match value {
         None | Some(Value::Time(None)) => String::new(),
-        Some(Value::Time(Some(v)) | Value::U64(v)) => v.to_string(),
+        Some(Value::Time(Some(v))) => v.nseconds().to_string(),
+        Some(Value::U64(v)) => v.to_string(),
         Some(Value::U32(v)) => v.to_string(),
         Some(Value::I32(v)) => v.to_string(),
         Some(Value::F64(v)) => v.to_string(),
@@ -30,7 +31,7 @@ fn csv_cell(value: Option<&Value>) -> String {
 
 fn json_value(value: &Value) -> serde_json::Value {
     match value {
-        Value::Time(v) => (*v).into(),
+        Value::Time(v) => v.map(|t| t.nseconds()).into(),
         Value::U64(v) => (*v).into(),
         Value::U32(v) => (*v).into(),
         Value::I32(v) => (*v).into(),
@@ -54,7 +55,7 @@ impl StatsFile {
 
     /// Writes one pair's row: every field, empty (CSV) or left out (JSON) where the pair
     /// has no value. CSV columns are those of the first row.
-    pub fn write_pair(&mut self, fields: &[(String, Option<Value>)]) -> std::io::Result<()> {
+    pub fn write_pair(&mut self, fields: &[Field]) -> std::io::Result<()> {
         let mut text = String::new();
         if self.csv {
             let columns = self.columns.get_or_insert_with(|| {
@@ -85,14 +86,16 @@ impl StatsFile {
     }
 
     /// Ends JSON lines with the summary record (CSV files have none).
-    pub fn write_summary(&mut self, fields: &Fields) -> std::io::Result<()> {
+    pub fn write_summary(&mut self, fields: &[Field]) -> std::io::Result<()> {
         if self.csv {
             return Ok(());
         }
         let mut row = serde_json::Map::new();
         row.insert("type".into(), "summary".into());
         for (k, v) in fields {
-            row.insert(k.clone(), json_value(v));
+            if let Some(v) = v {
+                row.insert(k.clone(), json_value(v));
+            }
         }
         let text = serde_json::Value::Object(row).to_string() + "\n";
         self.file.write_all(text.as_bytes())

@@ -9,86 +9,16 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use std::sync::atomic::Ordering;
-
 use super::frames::{Converters, image_view, plane_names};
 use super::memory::MemoryPolicy;
 use super::pacing::{Pacing, Verdict};
-use super::report::{
-    PairReport, Summary, Threshold, alert_fields, present, similarity_fields, structure,
-};
+use super::report::{Summary, Threshold};
 use super::session::{Job, Pair, Session};
 use super::stats::StatsFile;
-use super::{CAT, CompareBackend, CompareSink};
-use crate::memory::all_devices;
-use crate::scoring::budgeted::{BudgetedScorer, Scored};
-use crate::scoring::torch::{
-    TorchScorer, check_device, default_cuda_device, device_name, parse_device,
-};
-use crate::scoring::{ChannelMode, Options, native};
-use crate::vramscale::fit_in_tier;
-
-/// Where the scores are computed.
-pub enum Backend {
-    Native,
-    Torch(Box<BudgetedScorer>),
-}
-
-/// The CUDA device with the most free memory (NVML), when there are several.
-fn roomiest_cuda_device() -> Option<tch::Device> {
-    let cuda = default_cuda_device()?;
-    let readings = all_devices();
-    let count = tch::Cuda::device_count().max(0) as usize;
-    if count < 2 || readings.len() != count {
-        return Some(cuda);
-    }
-    let best = (0..count).max_by_key(|&i| readings[i].free_bytes)?;
-    Some(tch::Device::Cuda(best))
-}
-
-impl Backend {
-    /// Resolves the `device` and `backend` properties; the error is a user-facing sentence.
-    pub fn choose(device: &str, backend: CompareBackend) -> Result<Backend, String> {
-        let torch = |d| {
-            TorchScorer::new(d)
-                .map(|t| Backend::Torch(Box::new(BudgetedScorer::new(t))))
-                .map_err(|e| e.to_string())
-        };
-        if device == "auto" {
-            return match (backend, roomiest_cuda_device()) {
-                (CompareBackend::Native, _) => Ok(Backend::Native),
-                (_, Some(cuda)) => torch(cuda),
-                (CompareBackend::Libtorch, None) => torch(tch::Device::Cpu),
-                (CompareBackend::Auto, None) => Ok(Backend::Native),
-            };
-        }
-        let parsed = parse_device(device).ok_or_else(|| {
-            format!("invalid device '{device}': expected auto, cpu, cuda or cuda:N")
-        })?;
-        match (parsed, backend) {
-            (tch::Device::Cpu, CompareBackend::Libtorch) => torch(parsed),
-            (tch::Device::Cpu, _) => Ok(Backend::Native),
-            (_, CompareBackend::Native) => {
-                check_device(parsed).map_err(|e| e.to_string())?;
-                Err(format!(
-                    "backend=native runs on the CPU only; use device=cpu, or backend=auto to score on {device}"
-                ))
-            }
-            _ => torch(parsed),
-        }
-    }
-
-    pub fn device_name(&self) -> String {
-        match self {
-            Backend::Native => "cpu".into(),
-            Backend::Torch(t) => device_name(t.torch.device()),
-        }
-    }
-
-    fn on_gpu(&self) -> bool {
-        matches!(self, Backend::Torch(t) if t.torch.device().is_cuda())
-    }
-}
+use super::{CAT, CompareSink};
+use crate::messages::{Similarity, SimilarityAlert};
+use crate::scoring::{ChannelMode, Engine, Metric, Options, Scored};
+use crate::tier_settings::fit_in_tier;
 
 /// The alert thresholds (0 = off), changeable while playing.
 #[derive(Clone, Debug, Default)]
@@ -102,7 +32,7 @@ pub const STALL_AFTER: Duration = Duration::from_secs(5);
 
 /// Everything the scoring thread owns.
 pub struct Scorer {
-    pub backend: Backend,
+    pub engine: Engine,
     pub options: Options,
     pub thresholds: Thresholds,
     pub pacing: Pacing,
@@ -119,7 +49,7 @@ pub struct Scorer {
 
 impl Scorer {
     pub fn new(
-        backend: Backend,
+        engine: Engine,
         options: Options,
         thresholds: Thresholds,
         pacing: Pacing,
@@ -129,9 +59,9 @@ impl Scorer {
     ) -> Self {
         Scorer {
             pacing,
-            device: backend.device_name(),
+            device: engine.device().to_string(),
             summary: Summary::new(options.metrics),
-            backend,
+            engine,
             options,
             thresholds,
             stats,
@@ -149,10 +79,7 @@ impl Scorer {
     }
 
     fn oom_recoveries(&self) -> u64 {
-        match &self.backend {
-            Backend::Torch(t) => t.recoveries,
-            Backend::Native => 0,
-        }
+        self.engine.recoveries()
     }
 }
 
@@ -180,13 +107,13 @@ fn run(element: glib::WeakRef<CompareSink>, session: Arc<Session>, mut scorer: S
             match job {
                 Job::Pair(pair) => pairs.push(*pair),
                 Job::Finish => {
-                    let fields = scorer.summary.fields(
+                    let summary = scorer.summary.summary(
                         session.unpaired(),
                         &scorer.device,
                         scorer.oom_recoveries(),
                     );
                     if let Some(stats) = scorer.stats.as_mut()
-                        && let Err(e) = stats.write_summary(&fields)
+                        && let Err(e) = stats.write_summary(&summary.fields())
                     {
                         gst::element_imp_warning!(
                             element.imp(),
@@ -194,7 +121,7 @@ fn run(element: glib::WeakRef<CompareSink>, session: Arc<Session>, mut scorer: S
                             ("Could not write the summary to the stats file: {e}")
                         );
                     }
-                    let s = structure("similarity-summary", &fields);
+                    let s = gst::Structure::from(&summary);
                     gst::info!(CAT, obj = element, "summary: {s}");
                     let _ = element
                         .post_message(gst::message::Element::builder(s).src(&element).build());
@@ -318,38 +245,26 @@ fn score_pairs(
         .iter()
         .map(|(r, d)| Ok((image_view(r)?, image_view(d)?)))
         .collect::<Result<Vec<_>, String>>()?;
-    let budget = scorer.memory.budget(scorer.backend.on_gpu());
-    let scored: Vec<Scored> = match &mut scorer.backend {
-        Backend::Native => views
-            .iter()
-            .map(|(r, d)| {
-                native::score_within(r, d, &scorer.options, budget)
-                    .map(|(scores, usage)| Scored { scores, usage })
-            })
-            .collect::<Result<_, _>>(),
-        Backend::Torch(t) => {
-            let injected = scorer.memory.pending_failures.swap(0, Ordering::SeqCst);
-            if injected > 0 {
-                t.torch.inject_allocation_failures(injected);
-            }
-            t.score(&views, &scorer.options, scorer.batch_size, budget, |r| {
-                gst::warning!(
-                    CAT,
-                    obj = element,
-                    "recovered from an allocation failure ({}): retrying with a batch of {}{}",
-                    r.error,
-                    r.retry.batch,
-                    r.retry
-                        .band_rows
-                        .map(|rows| format!(", bands of {rows} rows"))
-                        .unwrap_or_default()
-                );
-            })
-        }
-    }
-    .map_err(|e| e.to_string())?;
+    let budget = scorer.memory.budget(scorer.engine.device().is_cuda());
+    let scored: Vec<Scored> = scorer
+        .engine
+        .score(&views, &scorer.options, scorer.batch_size, budget, |r| {
+            gst::warning!(
+                CAT,
+                obj = element,
+                "recovered from an allocation failure ({}): retrying with a batch of {}{}",
+                r.error,
+                r.retry.batch,
+                r.retry
+                    .band_rows
+                    .map(|rows| format!(", bands of {rows} rows"))
+                    .unwrap_or_default()
+            );
+        })
+        .map_err(|e| e.to_string())?;
 
     let metrics = scorer.options.metrics;
+    let enabled = metrics.enabled();
     let tier_name = tier.as_ref().map_or("full", |t| t.name.as_str());
     for (((frame, pair), (view, _)), s) in pairs.iter().zip(&views).zip(&scored) {
         let (usage, s) = (s.usage, &s.scores);
@@ -368,10 +283,10 @@ fn score_pairs(
                 )
             );
         }
-        let alerts: Vec<(&str, f64, f64)> = [
-            ("ssim", s.ssim, scorer.thresholds.ssim.crossed(s.ssim)),
+        let alerts: Vec<(Metric, f64, f64)> = [
+            (Metric::Ssim, s.ssim, scorer.thresholds.ssim.crossed(s.ssim)),
             (
-                "psnr",
+                Metric::Psnr,
                 metrics.psnr.then_some(s.psnr),
                 scorer.thresholds.psnr.crossed(Some(s.psnr)),
             ),
@@ -380,30 +295,34 @@ fn score_pairs(
         .filter_map(|(metric, value, threshold)| Some((metric, value?, threshold?)))
         .collect();
         let planes = (scorer.options.channels == ChannelMode::All).then(|| plane_names(view.kind));
-        let report = PairReport {
+        let time = |ns: Option<u64>| ns.map(gst::ClockTime::from_nseconds);
+        let mut report = Similarity {
             frame: *frame,
-            pts: r.pts,
-            running_time: r.running_time,
-            distorted_pts: d.pts,
-            distorted_running_time: d.running_time,
-            scores: s,
-            planes,
-            format: r.info.format().to_str(),
+            pts: time(r.pts),
+            running_time: time(r.running_time),
+            distorted_pts: time(d.pts),
+            distorted_running_time: time(d.running_time),
+            values: Default::default(),
+            ms_ssim_scales: None,
+            planes: Vec::new(),
+            format: r.info.format().to_str().to_string(),
             width: view.components[0].width as u32,
             height: view.components[0].height as u32,
-            channels: scorer.options.channels.as_str(),
-            device: &scorer.device,
+            channels: scorer.options.channels.as_str().into(),
+            device: scorer.device.clone(),
             alert: !alerts.is_empty(),
-            tier: tier_name,
-            usage,
+            tier: tier_name.into(),
+            batch: usage.batch as u32,
+            tiles: usage.tiles,
+            memory_used: usage.bytes,
             memory_budget: budget,
         };
+        report.set_scores(&enabled, s, planes);
         scorer
             .summary
             .add(s, planes, view.max_value(), report.alert, usage.bytes);
-        let fields = similarity_fields(metrics, &report);
         if let Some(stats) = scorer.stats.as_mut()
-            && let Err(e) = stats.write_pair(&fields)
+            && let Err(e) = stats.write_pair(&report.fields(&enabled))
         {
             scorer.stats = None;
             gst::element_imp_warning!(
@@ -412,17 +331,24 @@ fn score_pairs(
                 ("Could not write the stats file, no more rows will be written: {e}")
             );
         }
-        let s = structure("similarity", &present(&fields));
+        let s = gst::Structure::from(&report);
         gst::log!(CAT, obj = element, "{s}");
         let _ = element.post_message(gst::message::Element::builder(s).src(element).build());
         for (metric, value, threshold) in alerts {
-            let fields = alert_fields(report.frame, r.pts, metric, value, threshold);
+            let alert = SimilarityAlert {
+                frame: report.frame,
+                pts: report.pts,
+                metric,
+                value,
+                threshold,
+            };
             gst::debug!(
                 CAT,
                 obj = element,
-                "alert: {metric} {value} below {threshold}"
+                "alert: {} {value} below {threshold}",
+                metric.name()
             );
-            let s = structure("similarity-alert", &fields);
+            let s = gst::Structure::from(&alert);
             let _ = element.post_message(gst::message::Element::builder(s).src(element).build());
         }
     }

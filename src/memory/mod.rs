@@ -1,13 +1,15 @@
 //! GPU memory (VRAM) monitoring and the quality-tier policy. GStreamer-free.
 //!
 //! A [`Monitor`] reads one GPU's memory usage from a [`Source`]: NVML (device-wide,
-//! other processes included), libtorch's CUDA runtime view, a simulated value, or none.
+//! other processes included), the CUDA runtime's view, a simulated value, or none.
 //! Real sources are polled by a background thread, so reading the latest value never
 //! blocks a streaming thread for long. The [`tiers`] module turns usage into a quality
 //! tier, with hysteresis.
 
+pub mod cuda;
 mod sources;
 pub mod tiers;
+mod tracker;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use sources::{SIMULATED_TOTAL_BYTES, nvml_status};
+pub use tracker::TierTracker;
 
 /// Where memory readings come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -205,8 +208,18 @@ pub fn proc_kb_field(path: &str, key: &str) -> Option<u64> {
         .map(|kb| kb * 1024)
 }
 
-/// Readings of every GPU NVML sees (empty without NVML).
-pub fn all_devices() -> Vec<Reading> {
+/// One GPU as NVML sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuReading {
+    /// NVML's index.
+    pub index: u32,
+    /// PCI bus id, as NVML writes it.
+    pub bus_id: String,
+    pub reading: Reading,
+}
+
+/// Every GPU NVML sees (empty without NVML).
+pub fn all_devices() -> Vec<GpuReading> {
     sources::Nvml::all()
 }
 

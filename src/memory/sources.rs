@@ -2,7 +2,8 @@
 
 use std::sync::OnceLock;
 
-use super::{Reading, SimulatedUsage, SourceKind, Unavailable};
+use super::cuda::{CudaRuntime, cuda_runtime};
+use super::{GpuReading, Reading, SimulatedUsage, SourceKind, Unavailable};
 
 /// The total a simulated GPU reports: 16 GiB.
 pub const SIMULATED_TOTAL_BYTES: u64 = 16 << 30;
@@ -91,13 +92,20 @@ impl Nvml {
         ))
     }
 
-    pub fn all() -> Vec<Reading> {
+    pub fn all() -> Vec<GpuReading> {
         let Ok(nvml) = nvml_status() else {
             return Vec::new();
         };
         let count = nvml.device_count().unwrap_or(0);
         (0..count)
-            .filter_map(|d| Self::read_device(nvml, d))
+            .filter_map(|index| {
+                let bus_id = nvml.device_by_index(index).ok()?.pci_info().ok()?.bus_id;
+                Some(GpuReading {
+                    index,
+                    bus_id,
+                    reading: Self::read_device(nvml, index)?,
+                })
+            })
             .collect()
     }
 }
@@ -112,48 +120,32 @@ impl Source for Nvml {
     }
 }
 
-type CudaSetDevice = unsafe extern "C" fn(i32) -> i32;
-type CudaMemGetInfo = unsafe extern "C" fn(*mut usize, *mut usize) -> i32;
-
-/// The CUDA runtime libtorch uses (cudaMemGetInfo), when libtorch has a CUDA device.
+/// The CUDA runtime's view (cudaMemGetInfo), when there is a CUDA device.
 pub(super) struct Cuda {
-    device: i32,
-    set_device: CudaSetDevice,
-    mem_get_info: CudaMemGetInfo,
-    _lib: libloading::Library,
+    device: usize,
+    runtime: &'static CudaRuntime,
 }
 
 impl Cuda {
     pub fn open(device: u32) -> Result<Cuda, Unavailable> {
-        if !tch::Cuda::is_available() {
-            return Err(Unavailable("libtorch has no CUDA device".into()));
+        let runtime = cuda_runtime().map_err(|e| Unavailable(e.to_string()))?;
+        let count = runtime.device_count();
+        if count == 0 {
+            return Err(Unavailable("the CUDA runtime sees no CUDA device".into()));
         }
-        if device as i64 >= tch::Cuda::device_count() {
-            return Err(Unavailable(format!("libtorch has no CUDA device {device}")));
+        if device as usize >= count {
+            return Err(Unavailable(format!(
+                "the CUDA runtime sees {count} CUDA devices, there is no device {device}"
+            )));
         }
-        let err = |e: libloading::Error| Unavailable(format!("cannot use the CUDA runtime ({e})"));
-        // SAFETY: loading the CUDA runtime libtorch already loaded; the symbols have the
-        // signatures of the CUDA runtime API.
-        unsafe {
-            let lib = ["libcudart.so.13", "libcudart.so.12", "libcudart.so"]
-                .iter()
-                .find_map(|name| libloading::Library::new(name).ok())
-                .ok_or_else(|| Unavailable("the CUDA runtime library is not loadable".into()))?;
-            let set_device = *lib.get::<CudaSetDevice>(b"cudaSetDevice\0").map_err(err)?;
-            let mem_get_info = *lib
-                .get::<CudaMemGetInfo>(b"cudaMemGetInfo\0")
-                .map_err(err)?;
-            let source = Cuda {
-                device: device as i32,
-                set_device,
-                mem_get_info,
-                _lib: lib,
-            };
-            source
-                .read()
-                .ok_or_else(|| Unavailable("cudaMemGetInfo failed".into()))?;
-            Ok(source)
-        }
+        let source = Cuda {
+            device: device as usize,
+            runtime,
+        };
+        source
+            .read()
+            .ok_or_else(|| Unavailable("cudaMemGetInfo failed".into()))?;
+        Ok(source)
     }
 }
 
@@ -163,12 +155,7 @@ impl Source for Cuda {
     }
 
     fn read(&self) -> Option<Reading> {
-        let (mut free, mut total) = (0usize, 0usize);
-        // SAFETY: valid out-pointers; the functions come from the loaded runtime, which
-        // `_lib` keeps loaded.
-        let ok = unsafe {
-            (self.set_device)(self.device) == 0 && (self.mem_get_info)(&mut free, &mut total) == 0
-        };
-        ok.then(|| Reading::from_free_total(free as u64, total as u64, SourceKind::Cuda))
+        let (free, total) = self.runtime.mem_get_info(self.device)?;
+        Some(Reading::from_free_total(free, total, SourceKind::Cuda))
     }
 }

@@ -8,7 +8,7 @@
 //! 128 bytes per pixel, and the convolutions' own workspaces about as much again; for the
 //! native kernel, its per-strip buffers and any pooled planes it keeps.
 
-use super::window::WINDOW;
+use super::window::{WINDOW, pooled};
 
 /// libtorch working memory per compared pixel of one pair, in bytes (80 f32 values).
 pub const TORCH_BYTES_PER_PIXEL: u64 = 320;
@@ -41,6 +41,22 @@ pub fn whole_frame_bytes(pixels: u64, batch: usize, ms_ssim: bool) -> u64 {
 /// Working memory of one band of `rows` output rows of a `width`-wide plane.
 pub fn band_bytes(width: usize, rows: usize) -> u64 {
     ((rows + HALO) * width) as u64 * (TORCH_BYTES_PER_PIXEL + BAND_HOST_BYTES_PER_PIXEL)
+}
+
+/// Native kernel: working memory on planes `width` wide, the strips that run at once (a
+/// ring of eleven filtered rows of the five moment maps, the input rows and two output
+/// rows each).
+pub fn strip_bytes(width: usize) -> u64 {
+    let ow = width.saturating_sub(WINDOW - 1);
+    let floats = (WINDOW + 1) * 5 * ow + 5 * width + 2 * ow;
+    (rayon::current_num_threads() * floats * 4) as u64
+}
+
+/// Native kernel: memory of the pooled planes MS-SSIM keeps for a `width`×`height` plane
+/// pair, the two planes of one scale while the next is made.
+pub fn pooled_plane_bytes(width: usize, height: usize) -> u64 {
+    let scale1 = (pooled(width) * pooled(height)) as u64;
+    2 * 4 * (scale1 + scale1 / 4)
 }
 
 /// Plans a batch of up to `wanted` pairs of `pixels` compared samples, planes at most

@@ -5,27 +5,13 @@
 
 use super::budget::{Plan, plan, whole_frame_bytes};
 use super::torch::TorchScorer;
-use super::{Error, ImageView, Options, Scores, Usage, planes_for};
+use super::{Error, ImageView, Options, Recovery, Scored, Usage, planes_for};
 
 /// Successful batches after which a reduced batch or band size is doubled again.
 const GROW_AFTER: u32 = 4;
 
 /// Failures in a row of the smallest unit (one pair, one-row bands) before giving up.
 pub const SMALLEST_ATTEMPTS: u32 = 3;
-
-/// A scored pair and the memory its batch used.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Scored {
-    pub scores: Scores,
-    pub usage: Usage,
-}
-
-/// A recovery from an allocation failure, for the caller to log.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Recovery {
-    pub error: String,
-    pub retry: Plan,
-}
 
 pub struct BudgetedScorer {
     pub torch: TorchScorer,

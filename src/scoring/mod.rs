@@ -1,9 +1,10 @@
 //! The scoring engine: MSE, PSNR, SSIM and MS-SSIM between two images.
 //!
 //! GStreamer-free. Images come in as borrowed views of 8- or 16-bit sample planes
-//! ([`ImageView`]); the engine picks the planes the [`ChannelMode`] asks for and scores
-//! them on the CPU with a multi-threaded native kernel ([`native`]) or with libtorch
-//! ([`torch`]), which is the CUDA path. Both follow the same definitions:
+//! ([`ImageView`]); the [`Engine`] picks the device, the planes the [`ChannelMode`] asks
+//! for, and scores them on the CPU with a multi-threaded native kernel ([`native`]) or with
+//! libtorch (`torch`, the CUDA path; the `torch` cargo feature), within a memory budget
+//! ([`budget`]). Both backends read rows through [`rows`] and follow the same definitions:
 //!
 //! - SSIM: Wang et al. 2004, 11-tap Gaussian window with σ = 1.5, K1 = 0.01, K2 = 0.03,
 //!   population covariance, mean of the map over the valid region (no padding).
@@ -13,16 +14,52 @@
 //! - PSNR = 10·log10(MAX²/MSE) over all compared samples; +inf for identical inputs.
 
 pub mod budget;
+#[cfg(feature = "torch")]
 pub mod budgeted;
+pub mod device;
+mod engine;
 mod image;
 pub mod native;
+pub mod rows;
+#[cfg(feature = "torch")]
 pub mod torch;
 mod window;
 
+pub use device::{Device, parse_device};
+pub use engine::{BackendChoice, Engine};
 pub use image::{ColorKind, Component, ImageView, PlaneGeometry, SampleMap, planes_for};
 pub use window::{MS_SSIM_WEIGHTS, WINDOW, ms_ssim_scales};
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// One metric, as messages and files name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Metric {
+    Mse,
+    Psnr,
+    Ssim,
+    MsSsim,
+}
+
+impl Metric {
+    /// Every metric, in the order messages list them.
+    pub const ALL: [Metric; 4] = [Metric::Mse, Metric::Psnr, Metric::Ssim, Metric::MsSsim];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Mse => "mse",
+            Metric::Psnr => "psnr",
+            Metric::Ssim => "ssim",
+            Metric::MsSsim => "ms-ssim",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
 
 /// Which metrics to compute. MSE is always computed internally (PSNR derives from it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +68,19 @@ pub struct Metrics {
     pub psnr: bool,
     pub ssim: bool,
     pub ms_ssim: bool,
+}
+
+impl Metrics {
+    /// The enabled metrics, in message order.
+    pub fn enabled(self) -> Vec<Metric> {
+        let on = [self.mse, self.psnr, self.ssim, self.ms_ssim];
+        Metric::ALL
+            .into_iter()
+            .zip(on)
+            .filter(|(_, on)| *on)
+            .map(|(m, _)| m)
+            .collect()
+    }
 }
 
 impl Default for Metrics {
@@ -87,6 +137,31 @@ pub struct PlaneResult {
     pub ms_ssim: Option<f64>,
 }
 
+impl Scores {
+    /// One metric's value (`None` when it was not computed).
+    pub fn get(&self, metric: Metric) -> Option<f64> {
+        let pooled = PlaneResult {
+            mse: self.mse,
+            psnr: self.psnr,
+            ssim: self.ssim,
+            ms_ssim: self.ms_ssim,
+        };
+        pooled.get(metric)
+    }
+}
+
+impl PlaneResult {
+    /// One metric's value on this plane (`None` when it was not computed).
+    pub fn get(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::Mse => Some(self.mse),
+            Metric::Psnr => Some(self.psnr),
+            Metric::Ssim => self.ssim,
+            Metric::MsSsim => self.ms_ssim,
+        }
+    }
+}
+
 /// Scores of one plane, before planes are combined.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct PlaneScores {
@@ -119,12 +194,6 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-impl From<tch::TchError> for Error {
-    fn from(e: tch::TchError) -> Self {
-        Error::Backend(e.to_string())
-    }
-}
-
 impl Error {
     /// Whether this is a memory allocation failure worth retrying with less memory.
     pub fn is_out_of_memory(&self) -> bool {
@@ -147,6 +216,44 @@ pub struct Usage {
     pub bytes: u64,
     /// Pairs scored together.
     pub batch: usize,
+}
+
+/// A scored pair and the memory its batch used.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scored {
+    pub scores: Scores,
+    pub usage: Usage,
+}
+
+/// A recovery from an allocation failure, for the caller to log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recovery {
+    pub error: String,
+    pub retry: budget::Plan,
+}
+
+/// Makes coming device allocations fail as out of memory, to test recovery. Clones share
+/// one count, so it can be armed from another thread while the engine scores.
+#[derive(Clone, Debug, Default)]
+pub struct FaultInjection(Arc<AtomicU32>);
+
+impl FaultInjection {
+    /// The next `n` device allocations fail.
+    pub fn inject(&self, n: u32) {
+        self.0.store(n, Ordering::SeqCst);
+    }
+
+    /// Failures still to come.
+    pub fn pending(&self) -> u32 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Whether this allocation is to fail (counting it).
+    pub fn take(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
 }
 
 /// Options shared by every backend.

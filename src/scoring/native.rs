@@ -11,238 +11,16 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::image::{LUMA_WEIGHTS, PlaneSource};
-use super::window::{WINDOW, gaussian, ms_ssim_scales, pooled};
+use super::budget::{pooled_plane_bytes, strip_bytes};
+use super::rows::{
+    ImagePlane, Moments, Plane, RowSource, lane_sum, ms_ssim_pooled_lazily, rough_mean,
+    squared_difference_sum, sse,
+};
+use super::window::{WINDOW, gaussian, ms_ssim_scales};
 use super::{
     Error, ImageView, Options, PlaneGeometry, PlaneScores, Scores, Usage, combine, ms_ssim_combine,
     planes_for, ssim_constants,
 };
-
-/// Rows of samples as f32, read on demand: a plane of an image (converted row by row, so
-/// no full-size float copy is made) or a pooled plane.
-pub trait RowSource: Sync {
-    fn width(&self) -> usize;
-    fn height(&self) -> usize;
-    /// Writes row `y` into `out` (`out.len() == width`).
-    fn read_row(&self, y: usize, out: &mut [f32]);
-}
-
-impl<T: RowSource + ?Sized> RowSource for &T {
-    fn width(&self) -> usize {
-        (**self).width()
-    }
-
-    fn height(&self) -> usize {
-        (**self).height()
-    }
-
-    fn read_row(&self, y: usize, out: &mut [f32]) {
-        (**self).read_row(y, out)
-    }
-}
-
-impl<T: RowSource + ?Sized> RowSource for Box<T> {
-    fn width(&self) -> usize {
-        (**self).width()
-    }
-
-    fn height(&self) -> usize {
-        (**self).height()
-    }
-
-    fn read_row(&self, y: usize, out: &mut [f32]) {
-        (**self).read_row(y, out)
-    }
-}
-
-/// A 2×2-average-pooled view of a row source, computed row by row when read (no pooled
-/// plane is stored): the same values as [`Plane::pooled`].
-pub struct Pooled<'a> {
-    src: Box<dyn RowSource + 'a>,
-}
-
-impl<'a> Pooled<'a> {
-    pub fn new(src: Box<dyn RowSource + 'a>) -> Self {
-        Pooled { src }
-    }
-}
-
-impl RowSource for Pooled<'_> {
-    fn width(&self) -> usize {
-        pooled(self.src.width())
-    }
-
-    fn height(&self) -> usize {
-        pooled(self.src.height())
-    }
-
-    fn read_row(&self, j: usize, out: &mut [f32]) {
-        let (w, h) = (self.src.width(), self.src.height());
-        let (px, py) = (w % 2, h % 2);
-        let mut pair = vec![0f32; 2 * (w + 2)];
-        let (top, bottom) = pair.split_at_mut(w + 2);
-        for (dy, row) in [top, bottom].into_iter().enumerate() {
-            match (2 * j + dy).checked_sub(py).filter(|y| *y < h) {
-                Some(y) => self.src.read_row(y, &mut row[px..px + w]),
-                None => row.fill(0.0),
-            }
-        }
-        let (top, bottom) = pair.split_at(w + 2);
-        for (i, o) in out.iter_mut().enumerate() {
-            let x = 2 * i;
-            *o = (top[x] + top[x + 1] + bottom[x] + bottom[x + 1]) / 4.0;
-        }
-    }
-}
-
-/// One compared plane of an image.
-pub struct ImagePlane<'v, 'a> {
-    view: &'v ImageView<'a>,
-    source: PlaneSource,
-    width: usize,
-    height: usize,
-}
-
-impl<'v, 'a> ImagePlane<'v, 'a> {
-    pub fn new(view: &'v ImageView<'a>, source: PlaneSource) -> Self {
-        let g = view.geometry(source);
-        ImagePlane {
-            view,
-            source,
-            width: g.width,
-            height: g.height,
-        }
-    }
-}
-
-impl RowSource for ImagePlane<'_, '_> {
-    fn width(&self) -> usize {
-        self.width
-    }
-
-    fn height(&self) -> usize {
-        self.height
-    }
-
-    fn read_row(&self, y: usize, out: &mut [f32]) {
-        let depth = self.view.depth;
-        match self.source {
-            PlaneSource::Component(c) => self.view.components[c].row_f32(depth, y, out),
-            PlaneSource::RgbLuma => {
-                let mut g = vec![0f32; out.len()];
-                let mut b = vec![0f32; out.len()];
-                let [wr, wg, wb] = LUMA_WEIGHTS;
-                self.view.components[0].row_f32(depth, y, out);
-                self.view.components[1].row_f32(depth, y, &mut g);
-                self.view.components[2].row_f32(depth, y, &mut b);
-                for ((o, g), b) in out.iter_mut().zip(&g).zip(&b) {
-                    *o = *o * wr + g * wg + b * wb;
-                }
-            }
-        }
-    }
-}
-
-/// A plane of samples as f32, tightly packed.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Plane {
-    pub width: usize,
-    pub height: usize,
-    pub data: Vec<f32>,
-}
-
-impl RowSource for Plane {
-    fn width(&self) -> usize {
-        self.width
-    }
-
-    fn height(&self) -> usize {
-        self.height
-    }
-
-    fn read_row(&self, y: usize, out: &mut [f32]) {
-        out.copy_from_slice(&self.data[y * self.width..(y + 1) * self.width]);
-    }
-}
-
-impl Plane {
-    /// 2×2 average pooling of a row source; odd sides are zero-padded by one sample on
-    /// both ends, and the padding counts in the average (PyTorch's
-    /// `avg_pool2d(x, 2, padding=n % 2)`).
-    pub fn pooled<R: RowSource>(src: &R) -> Plane {
-        let view = Pooled::new(Box::new(src));
-        let (pw, ph) = (view.width(), view.height());
-        let mut data = vec![0f32; pw * ph];
-        data.par_chunks_mut(pw.max(1))
-            .enumerate()
-            .for_each(|(j, out)| view.read_row(j, out));
-        Plane {
-            width: pw,
-            height: ph,
-            data,
-        }
-    }
-}
-
-/// Sum of squared differences, accumulated in f64.
-pub fn sse<R: RowSource>(x: &R, y: &R) -> f64 {
-    let w = x.width();
-    (0..x.height())
-        .into_par_iter()
-        .map_init(
-            || (vec![0f32; w], vec![0f32; w]),
-            |(a, b), row| {
-                x.read_row(row, a);
-                y.read_row(row, b);
-                squared_difference_sum(a, b)
-            },
-        )
-        .sum()
-}
-
-/// Σ (a − b)² in f64, over paired samples.
-#[inline(always)]
-pub(crate) fn squared_difference_sum(a: &[f32], b: &[f32]) -> f64 {
-    let mut acc = [0f64; 4];
-    let mut ca = a.chunks_exact(4);
-    let mut cb = b.chunks_exact(4);
-    for (qa, qb) in (&mut ca).zip(&mut cb) {
-        for l in 0..4 {
-            let d = (qa[l] - qb[l]) as f64;
-            acc[l] += d * d;
-        }
-    }
-    let tail: f64 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(p, q)| ((p - q) as f64).powi(2))
-        .sum();
-    acc.iter().sum::<f64>() + tail
-}
-
-/// A rough mean of a plane (every eighth row), the shift applied before the moments.
-pub(crate) fn rough_mean<R: RowSource>(x: &R) -> f32 {
-    let mut row = vec![0f32; x.width()];
-    let (mut sum, mut n) = (0f64, 0usize);
-    for y in (0..x.height()).step_by(8) {
-        x.read_row(y, &mut row);
-        sum += lane_sum(&row) as f64;
-        n += row.len();
-    }
-    (sum / n.max(1) as f64) as f32
-}
-
-/// SSIM, contrast-structure and squared-error sums of one pass.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Moments {
-    /// Mean SSIM over the valid region.
-    pub ssim: f64,
-    /// Mean contrast-structure term over the valid region.
-    pub cs: f64,
-    /// Sum of squared differences over the whole plane.
-    pub sse: f64,
-}
 
 /// SSIM, contrast-structure term and squared error of two planes of the same size, at
 /// least [`WINDOW`] wide and high, in one pass.
@@ -342,20 +120,6 @@ fn weighted_sum<M: MulAdd>(out: &mut [f32], g: &[f32; WINDOW], src: [&[f32]; WIN
     }
 }
 
-/// Sum of a slice in f32 with eight independent lanes (vectorisable, and more exact than a
-/// single running sum).
-#[inline(always)]
-fn lane_sum(v: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let mut chunks = v.chunks_exact(8);
-    for c in &mut chunks {
-        for l in 0..8 {
-            acc[l] += c[l];
-        }
-    }
-    acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
-}
-
 const MAPS: usize = 5;
 
 #[inline(always)]
@@ -441,42 +205,6 @@ fn strip_generic<M: MulAdd, R: RowSource>(
         m.cs += lane_sum(&cs_row) as f64;
     }
     m
-}
-
-/// Working memory of the kernel on planes `width` wide: the strips that run at once.
-pub fn strip_bytes(width: usize) -> u64 {
-    let ow = width.saturating_sub(WINDOW - 1);
-    let floats = (WINDOW + 1) * MAPS * ow + MAPS * width + 2 * ow;
-    (rayon::current_num_threads() * floats * 4) as u64
-}
-
-/// Memory of the pooled planes MS-SSIM keeps for a `width`×`height` plane pair: the two
-/// planes of one scale while the next is made.
-pub fn pooled_plane_bytes(width: usize, height: usize) -> u64 {
-    let scale1 = (pooled(width) * pooled(height)) as u64;
-    2 * 4 * (scale1 + scale1 / 4)
-}
-
-/// MS-SSIM over the scales of a plane pair whose first scale gave `first`, each smaller
-/// scale pooled row by row as it is read; `moments` scores one scale.
-pub(crate) fn ms_ssim_pooled_lazily<'a, E>(
-    x: &'a dyn RowSource,
-    y: &'a dyn RowSource,
-    first: Moments,
-    mut moments: impl FnMut(&dyn RowSource, &dyn RowSource) -> Result<Moments, E>,
-) -> Result<(f64, u32), E> {
-    let scales = ms_ssim_scales(x.width(), x.height());
-    let mut cs = Vec::with_capacity(scales as usize);
-    let mut last = first;
-    let mut px: Box<dyn RowSource + 'a> = Box::new(x);
-    let mut py: Box<dyn RowSource + 'a> = Box::new(y);
-    for _ in 1..scales {
-        cs.push(last.cs);
-        px = Box::new(Pooled::new(px));
-        py = Box::new(Pooled::new(py));
-        last = moments(&*px, &*py)?;
-    }
-    Ok((ms_ssim_combine(&cs, last.ssim), scales))
 }
 
 /// Scores of one plane pair. MS-SSIM's pooled planes are stored when `keep_pooled`, and
@@ -593,7 +321,6 @@ pub fn score_within(
     };
     Ok((combine(&planes, max_value), usage))
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -691,21 +418,5 @@ mod tests {
         let y = plane(32, 32, |i, j| if (i + j) % 2 == 0 { 0.0 } else { 255.0 });
         let s = ssim_cs(&x, &y, 255.0).ssim;
         assert!(s.is_finite() && s < -0.9, "{s}");
-    }
-
-    #[test]
-    fn pooling_pads_odd_sides_with_zeros() {
-        let x = plane(3, 2, |i, j| (1 + i + 3 * j) as f32); // [[1,2,3],[4,5,6]]
-        let p = Plane::pooled(&x);
-        assert_eq!((p.width, p.height), (2, 1));
-        // Windows over columns [-1,0] and [1,2]: (0+1+0+4)/4 and (2+3+5+6)/4.
-        assert_eq!(p.data, vec![1.25, 4.0]);
-    }
-
-    #[test]
-    fn sse_is_exact_for_integers() {
-        let x = plane(100, 3, |i, _| i as f32);
-        let y = plane(100, 3, |i, _| i as f32 + 2.0);
-        assert_eq!(sse(&x, &y), 1200.0);
     }
 }

@@ -4,83 +4,77 @@
 //! Samples go to the device as 8-bit (or 16-bit) integers; colour handling, filtering and
 //! reductions happen there, and the scores of a whole batch come back in one read.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use super::budget::band_bytes;
 use super::image::{Component, LUMA_WEIGHTS, PlaneSource};
-use super::native::{
+use super::rows::{
     ImagePlane, Moments, RowSource, ms_ssim_pooled_lazily, rough_mean, squared_difference_sum,
 };
 use super::window::{WINDOW, gaussian, ms_ssim_scales};
 use super::{
-    Error, ImageView, Options, PlaneScores, Scores, Usage, combine, ms_ssim_combine, planes_for,
-    ssim_constants,
+    Device, Error, FaultInjection, ImageView, Options, PlaneScores, Scores, Usage, combine,
+    ms_ssim_combine, planes_for, ssim_constants,
 };
+
+impl From<tch::TchError> for Error {
+    fn from(e: tch::TchError) -> Self {
+        Error::Backend(e.to_string())
+    }
+}
+
+fn tch_device(device: Device) -> tch::Device {
+    match device {
+        Device::Cpu => tch::Device::Cpu,
+        Device::Cuda(n) => tch::Device::Cuda(n),
+    }
+}
 
 /// The five moment maps filtered together: x, y, x², y², xy.
 const MAPS: i64 = 5;
 
 /// Scores image pairs with libtorch on one device.
 pub struct TorchScorer {
-    device: Device,
+    device: tch::Device,
     /// Depthwise separable Gaussian: [MAPS, 1, 1, 11] and [MAPS, 1, 11, 1].
     horizontal: Tensor,
     vertical: Tensor,
-    /// Fault injection: this many coming device allocations fail as out of memory.
-    failures_to_inject: AtomicU32,
+    /// Fault injection: coming device allocations that fail as out of memory.
+    faults: FaultInjection,
 }
 
-/// Parses a device name: `cpu`, `cuda` (device 0) or `cuda:N`.
-pub fn parse_device(name: &str) -> Option<Device> {
-    match name {
-        "cpu" => Some(Device::Cpu),
-        "cuda" => Some(Device::Cuda(0)),
-        _ => name
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse::<usize>().ok())
-            .map(Device::Cuda),
-    }
-}
-
-/// The name of a device as messages report it: `cpu` or `cuda:N`.
-pub fn device_name(device: Device) -> String {
-    match device {
-        Device::Cuda(n) => format!("cuda:{n}"),
-        _ => "cpu".to_string(),
+/// CUDA devices libtorch can use (0 without a driver, a GPU, or a CUDA build of libtorch).
+pub fn cuda_device_count() -> usize {
+    if tch::Cuda::is_available() {
+        tch::Cuda::device_count().max(0) as usize
+    } else {
+        0
     }
 }
 
 /// Checks that libtorch can run on `device`.
 pub fn check_device(device: Device) -> Result<(), Error> {
     if let Device::Cuda(n) = device {
-        if !tch::Cuda::is_available() {
+        let count = cuda_device_count();
+        if count == 0 {
             return Err(Error::Backend(format!(
-                "{} was requested, but libtorch finds no CUDA device (no GPU, no driver, or a \
-                 libtorch built without CUDA)",
-                device_name(device)
+                "{device} was requested, but libtorch finds no CUDA device (no GPU, no driver, or a \
+                 libtorch built without CUDA)"
             )));
         }
-        let count = tch::Cuda::device_count();
-        if n as i64 >= count {
+        if n >= count {
             return Err(Error::Backend(format!(
-                "{} was requested, but there are only {count} CUDA devices",
-                device_name(device)
+                "{device} was requested, but there are only {count} CUDA devices"
             )));
         }
     }
     Ok(())
 }
 
-/// The CUDA device libtorch would use by default, if any.
-pub fn default_cuda_device() -> Option<Device> {
-    tch::Cuda::is_available().then_some(Device::Cuda(0))
-}
-
 impl TorchScorer {
     pub fn new(device: Device) -> Result<Self, Error> {
         check_device(device)?;
+        let device = tch_device(device);
         let g: Vec<f32> = gaussian().iter().map(|&v| v as f32).collect();
         let g = Tensor::f_from_slice(&g)?;
         let horizontal = g
@@ -95,23 +89,25 @@ impl TorchScorer {
             device,
             horizontal,
             vertical,
-            failures_to_inject: AtomicU32::new(0),
+            faults: FaultInjection::default(),
         })
+    }
+
+    /// Takes its injected failures from `faults` (shared with whoever arms them).
+    pub fn with_faults(mut self, faults: FaultInjection) -> Self {
+        self.faults = faults;
+        self
     }
 
     /// Makes the next `n` device allocations fail as if the device were out of memory
     /// (for testing recovery).
     pub fn inject_allocation_failures(&self, n: u32) {
-        self.failures_to_inject.store(n, Ordering::SeqCst);
+        self.faults.inject(n);
     }
 
     /// Where the engine allocates on the device: fails when a failure is injected.
     fn allocation_point(&self) -> Result<(), Error> {
-        let injected = self
-            .failures_to_inject
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if injected {
+        if self.faults.take() {
             return Err(Error::Backend(
                 "injected allocation failure: out of memory".into(),
             ));
@@ -120,7 +116,10 @@ impl TorchScorer {
     }
 
     pub fn device(&self) -> Device {
-        self.device
+        match self.device {
+            tch::Device::Cuda(n) => Device::Cuda(n),
+            _ => Device::Cpu,
+        }
     }
 
     /// Scores a batch of pairs. Consecutive pairs of the same geometry are stacked and
@@ -207,7 +206,7 @@ impl TorchScorer {
             layout.push(plane);
         }
         // One device-to-host read for the whole batch: [columns, batch].
-        let table = Tensor::f_stack(&columns, 0)?.f_to_device(Device::Cpu)?;
+        let table = Tensor::f_stack(&columns, 0)?.f_to_device(tch::Device::Cpu)?;
         let values: Vec<f64> = Vec::try_from(&table.f_to_kind(Kind::Double)?.f_flatten(0, -1)?)?;
         let batch = pairs.len();
         let at = |column: usize, b: usize| values[column * batch + b];
@@ -469,7 +468,7 @@ impl TorchScorer {
                 let (ssim, cs) = self.ssim_cs_maps(&xt, &yt, offset, max_value)?;
                 let sums =
                     Tensor::f_stack(&[ssim.f_sum(Kind::Double)?, cs.f_sum(Kind::Double)?], 0)?;
-                let sums: Vec<f64> = Vec::try_from(&sums.f_to_device(Device::Cpu)?)?;
+                let sums: Vec<f64> = Vec::try_from(&sums.f_to_device(tch::Device::Cpu)?)?;
                 m.ssim += sums[0];
                 m.cs += sums[1];
             }
@@ -513,7 +512,7 @@ struct PlaneLayout {
 }
 
 /// 2×2 average pooling, zero padding on odd sides counted in the average, with the
-/// host's operations in the host's order ([`super::native::Pooled`]), so that pooled
+/// host's operations in the host's order ([`super::rows::Pooled`]), so that pooled
 /// scales are the same whether they were made here or row by row for bands.
 fn pool(x: &Tensor) -> Result<Tensor, Error> {
     let size = x.size();
@@ -542,7 +541,7 @@ fn pool(x: &Tensor) -> Result<Tensor, Error> {
 fn shift_offsets<'a, 'b: 'a>(
     references: impl Iterator<Item = &'a ImageView<'b>>,
     source: PlaneSource,
-    device: Device,
+    device: tch::Device,
 ) -> Result<Tensor, Error> {
     let offsets: Vec<f32> = references
         .map(|r| rough_mean(&ImagePlane::new(r, source)))
@@ -580,23 +579,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn device_names() {
-        assert_eq!(parse_device("cpu"), Some(Device::Cpu));
-        assert_eq!(parse_device("cuda"), Some(Device::Cuda(0)));
-        assert_eq!(parse_device("cuda:3"), Some(Device::Cuda(3)));
-        assert_eq!(parse_device("cuda:x"), None);
-        assert_eq!(parse_device("gpu"), None);
-        assert_eq!(device_name(Device::Cuda(1)), "cuda:1");
-    }
-
-    #[test]
     fn missing_cuda_device_is_an_error() {
-        let count = if tch::Cuda::is_available() {
-            tch::Cuda::device_count()
-        } else {
-            0
-        };
-        assert!(check_device(Device::Cuda(count as usize)).is_err());
+        let count = cuda_device_count();
+        assert!(check_device(Device::Cuda(count)).is_err());
         assert!(check_device(Device::Cpu).is_ok());
     }
 }

@@ -8,64 +8,36 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
 
-use super::{CAT, fit_in_tier};
-use crate::memory::tiers::{Thresholds, TierPolicy, TierTable};
-use crate::memory::{Monitor, Reading, SimulatedUsage};
-use crate::memory_source::{MemorySource, memory_properties};
+use super::CAT;
+use crate::memory::{Reading, SimulatedUsage, TierTracker};
+use crate::messages::VramTier;
+use crate::tier_settings::{TierSettings, fit_in_tier};
 
-const DEFAULT_WARNING: f64 = 0.8;
-const DEFAULT_CRITICAL: f64 = 0.9;
-const DEFAULT_HYSTERESIS: f64 = 0.05;
-const DEFAULT_MIN_DWELL_NS: u64 = 1_000_000_000;
 const DEFAULT_POLL_INTERVAL_NS: u64 = 100_000_000;
 const DEFAULT_METHOD: gst_video::VideoResamplerMethod = gst_video::VideoResamplerMethod::Linear;
 
 #[derive(Debug, Clone)]
 struct Settings {
-    memory_source: MemorySource,
+    tier: TierSettings,
     device_index: u32,
-    warning: f64,
-    critical: f64,
-    hysteresis: f64,
-    min_dwell_ns: u64,
     poll_interval_ns: u64,
-    tiers: String,
     method: gst_video::VideoResamplerMethod,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            memory_source: MemorySource::default(),
+            tier: TierSettings::default(),
             device_index: 0,
-            warning: DEFAULT_WARNING,
-            critical: DEFAULT_CRITICAL,
-            hysteresis: DEFAULT_HYSTERESIS,
-            min_dwell_ns: DEFAULT_MIN_DWELL_NS,
             poll_interval_ns: DEFAULT_POLL_INTERVAL_NS,
-            tiers: TierTable::default().to_string(),
             method: DEFAULT_METHOD,
-        }
-    }
-}
-
-impl Settings {
-    fn thresholds(&self) -> Thresholds {
-        Thresholds {
-            warning: self.warning,
-            critical: self.critical,
-            hysteresis: self.hysteresis,
-            min_dwell: Duration::from_nanos(self.min_dwell_ns),
         }
     }
 }
 
 /// Per-stream state, from start to stop.
 struct State {
-    monitor: Monitor,
-    policy: TierPolicy,
-    table: TierTable,
-    reading: Reading,
+    tracker: TierTracker,
     in_info: Option<gst_video::VideoInfo>,
     announced: bool,
 }
@@ -94,15 +66,15 @@ impl State {
     /// The output size of the current input at the current tier.
     fn output_size(&self) -> Option<(u32, u32)> {
         let info = self.in_info.as_ref()?;
-        Some(fit_in_tier(info, &self.table.0[self.policy.current()]))
+        Some(fit_in_tier(info, self.tracker.tier()))
     }
 
     fn report(&self) -> TierReport {
-        let tier = &self.table.0[self.policy.current()];
+        let tier = self.tracker.tier();
         TierReport {
             tier: tier.name.clone(),
             quality: tier.quality,
-            reading: self.reading,
+            reading: self.tracker.reading(),
             size: self.output_size(),
         }
     }
@@ -110,21 +82,19 @@ impl State {
 
 impl VramScale {
     fn post_tier(&self, r: &TierReport, running_time: Option<gst::ClockTime>) {
-        let (w, h) = r.size.unwrap_or((0, 0));
-        let s = gst::Structure::builder("vram-tier")
-            .field("tier", &r.tier)
-            .field("usage", r.reading.usage)
-            .field("used-bytes", r.reading.used_bytes)
-            .field("total-bytes", r.reading.total_bytes)
-            .field("source", r.reading.source.name())
-            .field("width", w as i32)
-            .field("height", h as i32)
-            .field("quality", r.quality as i32)
-            .field(
-                "running-time",
-                running_time.map_or(u64::MAX, |t| t.nseconds()),
-            )
-            .build();
+        let (width, height) = r.size.unwrap_or((0, 0));
+        let tier = VramTier {
+            tier: r.tier.clone(),
+            usage: r.reading.usage,
+            used_bytes: r.reading.used_bytes,
+            total_bytes: r.reading.total_bytes,
+            source: r.reading.source.name().into(),
+            width,
+            height,
+            quality: r.quality,
+            running_time,
+        };
+        let s = gst::Structure::from(&tier);
         gst::info!(CAT, imp = self, "{s}");
         let obj = self.obj();
         let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
@@ -141,16 +111,6 @@ impl ObjectSubclass for VramScale {
 impl ObjectImpl for VramScale {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let ratio = |name: &str, nick: &str, blurb: &str, default: f64| {
-                glib::ParamSpecDouble::builder(name)
-                    .nick(nick)
-                    .blurb(blurb)
-                    .minimum(0.0)
-                    .maximum(1.0)
-                    .default_value(default)
-                    .mutable_ready()
-                    .build()
-            };
             let mut props = vec![
                 glib::ParamSpecUInt::builder("device-index")
                     .nick("Device index")
@@ -158,25 +118,11 @@ impl ObjectImpl for VramScale {
                     .default_value(0)
                     .mutable_ready()
                     .build(),
-                ratio("warning-threshold", "Warning threshold", "Usage above this selects the middle tier", DEFAULT_WARNING),
-                ratio("critical-threshold", "Critical threshold", "Usage above this selects the lowest tier", DEFAULT_CRITICAL),
-                glib::ParamSpecDouble::builder("hysteresis")
-                    .nick("Hysteresis")
-                    .blurb("Stepping back up needs usage below the threshold minus this (for min-dwell)")
-                    .minimum(0.0)
-                    .maximum(0.5)
-                    .default_value(DEFAULT_HYSTERESIS)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt64::builder("min-dwell")
-                    .nick("Minimum dwell (ns)")
-                    .blurb("How long usage must stay low before stepping back up a tier, in nanoseconds")
-                    .default_value(DEFAULT_MIN_DWELL_NS)
-                    .mutable_ready()
-                    .build(),
                 glib::ParamSpecUInt64::builder("poll-interval")
                     .nick("Poll interval (ns)")
-                    .blurb("How often NVML or CUDA is read, in nanoseconds (off the streaming thread)")
+                    .blurb(
+                        "How often NVML or CUDA is read, in nanoseconds (off the streaming thread)",
+                    )
                     .minimum(1_000_000)
                     .default_value(DEFAULT_POLL_INTERVAL_NS)
                     .mutable_ready()
@@ -199,7 +145,7 @@ impl ObjectImpl for VramScale {
                     .read_only()
                     .build(),
             ];
-            props.extend(memory_properties(
+            props.extend(TierSettings::properties(
                 "Where GPU memory usage is read from",
                 "Three tiers, highest first, as name:WIDTHxHEIGHT:quality,... (frames are fitted inside WIDTHxHEIGHT; quality is a JPEG-quality hint)",
             ));
@@ -215,26 +161,17 @@ impl ObjectImpl for VramScale {
             return;
         }
         let mut s = lock(&self.settings);
-        match pspec.name() {
-            "memory-source" => s.memory_source = value.get().unwrap_or_default(),
-            "device-index" => s.device_index = value.get().unwrap_or(0),
-            "warning-threshold" => s.warning = value.get().unwrap_or(DEFAULT_WARNING),
-            "critical-threshold" => s.critical = value.get().unwrap_or(DEFAULT_CRITICAL),
-            "hysteresis" => s.hysteresis = value.get().unwrap_or(DEFAULT_HYSTERESIS),
-            "min-dwell" => s.min_dwell_ns = value.get().unwrap_or(DEFAULT_MIN_DWELL_NS),
-            "poll-interval" => s.poll_interval_ns = value.get().unwrap_or(DEFAULT_POLL_INTERVAL_NS),
-            "tiers" => {
-                let tiers = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                if let Err(e) = tiers.parse::<TierTable>() {
-                    // Refused again, as an error, when the element starts.
-                    gst::warning!(CAT, imp = self, "invalid tiers '{tiers}': {e}");
-                }
-                s.tiers = tiers;
+        if s.tier.set(pspec.name(), value) {
+            if let Err(e) = s.tier.table() {
+                // Refused again, as an error, when the element starts.
+                gst::warning!(CAT, imp = self, "{e}");
             }
+            gst::debug!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
+            return;
+        }
+        match pspec.name() {
+            "device-index" => s.device_index = value.get().unwrap_or(0),
+            "poll-interval" => s.poll_interval_ns = value.get().unwrap_or(DEFAULT_POLL_INTERVAL_NS),
             "method" => s.method = value.get().unwrap_or(DEFAULT_METHOD),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
@@ -247,27 +184,24 @@ impl ObjectImpl for VramScale {
             "tier" => {
                 return lock(&self.state)
                     .as_ref()
-                    .map(|st| st.table.0[st.policy.current()].name.clone())
+                    .map(|st| st.tracker.tier().name.clone())
                     .to_value();
             }
             "usage" => {
                 return lock(&self.state)
                     .as_ref()
-                    .map_or(0.0, |st| st.reading.usage)
+                    .map_or(0.0, |st| st.tracker.reading().usage)
                     .to_value();
             }
             _ => {}
         }
         let s = lock(&self.settings);
+        if let Some(v) = s.tier.get(pspec.name()) {
+            return v;
+        }
         match pspec.name() {
-            "memory-source" => s.memory_source.to_value(),
             "device-index" => s.device_index.to_value(),
-            "warning-threshold" => s.warning.to_value(),
-            "critical-threshold" => s.critical.to_value(),
-            "hysteresis" => s.hysteresis.to_value(),
-            "min-dwell" => s.min_dwell_ns.to_value(),
             "poll-interval" => s.poll_interval_ns.to_value(),
-            "tiers" => s.tiers.to_value(),
             "method" => s.method.to_value(),
             _ => pspec.default_value().clone(),
         }
@@ -325,47 +259,28 @@ impl BaseTransformImpl for VramScale {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
-        let table: TierTable = settings.tiers.parse().map_err(|e| {
-            gst::error_msg!(
-                gst::LibraryError::Settings,
-                ("Invalid tiers '{}': {e}", settings.tiers)
+        let tracker = settings
+            .tier
+            .tracker(
+                settings.device_index,
+                Duration::from_nanos(settings.poll_interval_ns),
+                &self.simulated,
             )
-        })?;
-        let thresholds = settings.thresholds();
-        thresholds
-            .validate()
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
-        let kind = settings.memory_source.kind();
-        let monitor = Monitor::open(
-            kind,
-            settings.device_index,
-            Duration::from_nanos(settings.poll_interval_ns),
-            self.simulated.clone(),
-        )
-        .map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::NotFound,
-                ("memory-source={} cannot be used: {e}", kind.name())
-            )
-        })?;
+        let monitor = tracker.monitor();
         if let Some(reason) = &monitor.fallback_reason {
             gst::info!(CAT, imp = self, "{reason}");
         }
-        let reading = monitor.latest();
-        let mut policy = TierPolicy::new(thresholds);
-        policy.reset(reading.usage);
         gst::info!(
             CAT,
             imp = self,
-            "watching GPU {} through {}, tiers {table}",
+            "watching GPU {} through {}, tiers {}",
             settings.device_index,
-            monitor.kind().name()
+            monitor.kind().name(),
+            tracker.table()
         );
         *lock(&self.state) = Some(State {
-            monitor,
-            policy,
-            table,
-            reading,
+            tracker,
             in_info: None,
             announced: false,
         });
@@ -450,19 +365,22 @@ impl BaseTransformImpl for VramScale {
         let reports = {
             let mut guard = lock(&self.state);
             let Some(st) = guard.as_mut() else { return };
-            st.reading = st.monitor.latest();
             let mut reports = Vec::new();
             if !st.announced {
+                // The tier it started at, with the reading of this first frame.
                 st.announced = true;
-                reports.push(st.report());
+                let mut first = st.report();
+                first.reading = st.tracker.latest();
+                reports.push(first);
             }
-            if let Some(tier) = st.policy.update(st.reading.usage, Instant::now()) {
+            let update = st.tracker.update(Instant::now());
+            if update.is_some() {
                 gst::debug!(
                     CAT,
                     imp = self,
                     "usage {:.3}: tier {}",
-                    st.reading.usage,
-                    st.table.0[tier].name
+                    st.tracker.reading().usage,
+                    st.tracker.tier().name
                 );
                 changed = true;
                 reports.push(st.report());

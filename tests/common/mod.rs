@@ -275,3 +275,24 @@ pub fn expected(case: &str, channels: &str) -> serde_json::Value {
 pub fn test_device() -> String {
     std::env::var("GPUCOMPARE_TEST_DEVICE").unwrap_or_else(|_| "cpu".into())
 }
+
+/// CUDA devices libtorch can use (none in a build without libtorch).
+#[allow(dead_code)]
+pub fn cuda_device_count() -> usize {
+    #[cfg(feature = "torch")]
+    if tch::Cuda::is_available() {
+        return tch::Cuda::device_count() as usize;
+    }
+    0
+}
+
+/// The backends a test runs with: the native kernel, and libtorch on the test device when
+/// the build has libtorch.
+#[allow(dead_code)]
+pub fn backend_settings() -> Vec<String> {
+    let mut v = vec!["backend=native".to_string()];
+    if cfg!(feature = "torch") {
+        v.push(format!("backend=libtorch device={}", test_device()));
+    }
+    v
+}

@@ -1,0 +1,245 @@
+//! The engine: picks the device and the backend, and scores batches of pairs within a
+//! memory budget, recovering from allocation failures. Callers (the element, the command
+//! line) talk only to this.
+
+use super::device::{Device, DeviceRequest, cuda_view, nvml_gpu_of, roomiest_cuda_device};
+use super::{Error, FaultInjection, ImageView, Options, Recovery, Scored, native};
+
+#[cfg(feature = "torch")]
+use super::{budgeted::BudgetedScorer, torch};
+
+/// Which implementation scores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// libtorch on a CUDA device, the native kernel on the CPU.
+    #[default]
+    Auto,
+    /// The native multi-threaded kernel (CPU only).
+    Native,
+    /// libtorch, on the chosen device.
+    Libtorch,
+}
+
+enum Backend {
+    Native,
+    #[cfg(feature = "torch")]
+    Torch(Box<BudgetedScorer>),
+}
+
+pub struct Engine {
+    backend: Backend,
+    device: Device,
+    monitor_index: u32,
+}
+
+/// Why a build without libtorch cannot do what was asked.
+#[cfg(not(feature = "torch"))]
+fn without_libtorch(what: &str) -> Error {
+    Error::Backend(format!(
+        "{what} needs libtorch (the CUDA path), and this build of the plugin has none: it \
+         was built without the 'torch' cargo feature. Use backend=native device=cpu, or \
+         rebuild with the default features"
+    ))
+}
+
+/// CUDA devices libtorch can use (0 without the `torch` feature).
+fn cuda_devices() -> usize {
+    #[cfg(feature = "torch")]
+    return torch::cuda_device_count();
+    #[cfg(not(feature = "torch"))]
+    0
+}
+
+impl Engine {
+    /// Resolves the `device` and `backend` settings. `faults` makes device allocations
+    /// fail on request (for testing recovery). The error is a user-facing sentence.
+    pub fn new(
+        device: &str,
+        backend: BackendChoice,
+        faults: FaultInjection,
+    ) -> Result<Self, Error> {
+        let request: DeviceRequest = device.parse().map_err(Error::Backend)?;
+        let count = cuda_devices();
+        let (cuda, nvml) = if count > 0 {
+            cuda_view(count)
+        } else {
+            Default::default()
+        };
+        let device = match request {
+            DeviceRequest::Auto => match (backend, roomiest_cuda_device(&cuda, &nvml)) {
+                (BackendChoice::Native, _) | (_, None) => Device::Cpu,
+                (_, Some(n)) => Device::Cuda(n),
+            },
+            DeviceRequest::Exact(d) => d,
+        };
+        #[cfg(not(feature = "torch"))]
+        if device.is_cuda() {
+            return Err(without_libtorch(&format!("device={device}")));
+        }
+        let use_torch = match (device, backend) {
+            (Device::Cpu, BackendChoice::Libtorch) => true,
+            (Device::Cpu, _) => false,
+            (Device::Cuda(_), BackendChoice::Native) => {
+                return Err(Error::Backend(format!(
+                    "backend=native runs on the CPU only; use device=cpu, or backend=auto to \
+                     score on {device}"
+                )));
+            }
+            (Device::Cuda(_), _) => true,
+        };
+        let monitor_index = match device {
+            Device::Cuda(n) => nvml_gpu_of(n, &cuda, &nvml).map_or(n as u32, |g| g.index),
+            Device::Cpu => 0,
+        };
+        let backend = if use_torch {
+            Self::torch_backend(device, faults)?
+        } else {
+            Backend::Native
+        };
+        Ok(Engine {
+            backend,
+            device,
+            monitor_index,
+        })
+    }
+
+    #[cfg(feature = "torch")]
+    fn torch_backend(device: Device, faults: FaultInjection) -> Result<Backend, Error> {
+        let scorer = torch::TorchScorer::new(device)?.with_faults(faults);
+        Ok(Backend::Torch(Box::new(BudgetedScorer::new(scorer))))
+    }
+
+    #[cfg(not(feature = "torch"))]
+    fn torch_backend(device: Device, _faults: FaultInjection) -> Result<Backend, Error> {
+        Err(without_libtorch(
+            match device {
+                Device::Cpu => "backend=libtorch".to_string(),
+                cuda => format!("device={cuda}"),
+            }
+            .as_str(),
+        ))
+    }
+
+    /// The device pairs are scored on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// NVML's index of the GPU scored on (matched by PCI bus id), for the memory monitor;
+    /// 0 on the CPU.
+    pub fn monitor_index(&self) -> u32 {
+        self.monitor_index
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Native => "native kernel",
+            #[cfg(feature = "torch")]
+            Backend::Torch(_) => "libtorch",
+        }
+    }
+
+    /// Allocation failures recovered from so far.
+    pub fn recoveries(&self) -> u64 {
+        match &self.backend {
+            Backend::Native => 0,
+            #[cfg(feature = "torch")]
+            Backend::Torch(t) => t.recoveries,
+        }
+    }
+
+    /// Scores `pairs` in order, up to `wanted` together, within `budget` bytes of working
+    /// memory (0 = unlimited): every pair exactly once, or an error. `on_recovery` hears of
+    /// each allocation failure recovered from.
+    pub fn score(
+        &mut self,
+        pairs: &[(ImageView<'_>, ImageView<'_>)],
+        opts: &Options,
+        wanted: usize,
+        budget: u64,
+        on_recovery: impl FnMut(&Recovery),
+    ) -> Result<Vec<Scored>, Error> {
+        match &mut self.backend {
+            Backend::Native => {
+                let _ = (wanted, on_recovery);
+                pairs
+                    .iter()
+                    .map(|(r, d)| {
+                        native::score_within(r, d, opts, budget)
+                            .map(|(scores, usage)| Scored { scores, usage })
+                    })
+                    .collect()
+            }
+            #[cfg(feature = "torch")]
+            Backend::Torch(t) => t.score(pairs, opts, wanted, budget, on_recovery),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scoring::{ChannelMode, ColorKind, Component, Metrics};
+
+    fn gray(data: &[u8], w: usize, h: usize) -> ImageView<'_> {
+        ImageView {
+            kind: ColorKind::Gray,
+            depth: 8,
+            components: vec![Component {
+                data,
+                offset: 0,
+                stride: w,
+                pixel_stride: 1,
+                width: w,
+                height: h,
+                shift: 0,
+                map: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_cpu_scores_with_the_native_kernel() {
+        let e = Engine::new("cpu", BackendChoice::Auto, FaultInjection::default()).unwrap();
+        assert_eq!(
+            (e.device(), e.backend_name()),
+            (Device::Cpu, "native kernel")
+        );
+        let e = Engine::new("auto", BackendChoice::Native, FaultInjection::default()).unwrap();
+        assert_eq!(e.device(), Device::Cpu);
+        let (w, h) = (32, 24);
+        let a: Vec<u8> = (0..w * h).map(|i| (i * 7 % 256) as u8).collect();
+        let b: Vec<u8> = a.iter().map(|v| v.wrapping_add(3)).collect();
+        let mut e = e;
+        let opts = Options {
+            metrics: Metrics::default(),
+            channels: ChannelMode::Luma,
+        };
+        let pairs = [
+            (gray(&a, w, h), gray(&b, w, h)),
+            (gray(&a, w, h), gray(&a, w, h)),
+        ];
+        let scored = e.score(&pairs, &opts, 2, 0, |_| {}).unwrap();
+        assert_eq!(scored.len(), 2);
+        assert_eq!(scored[1].scores.ssim, Some(1.0));
+        assert!(scored[0].scores.mse > 0.0);
+    }
+
+    #[test]
+    fn bad_requests_are_sentences() {
+        let e = |d, b| {
+            Engine::new(d, b, FaultInjection::default())
+                .err()
+                .map(|e| e.to_string())
+        };
+        assert!(e("gpu", BackendChoice::Auto).is_some_and(|m| m.contains("cuda:N")));
+        assert!(e("cuda:0", BackendChoice::Native).is_some());
+        #[cfg(not(feature = "torch"))]
+        {
+            let m = e("cpu", BackendChoice::Libtorch).unwrap_or_default();
+            assert!(m.contains("without the 'torch' cargo feature"), "{m}");
+            let m = e("cuda", BackendChoice::Auto).unwrap_or_default();
+            assert!(m.contains("without the 'torch' cargo feature"), "{m}");
+        }
+    }
+}
