@@ -6,7 +6,6 @@
 mod common;
 mod lifecycle;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gst::prelude::*;
@@ -246,7 +245,7 @@ fn an_overloaded_live_pipeline_skips_late_pairs_and_keeps_up() {
          videotestsrc is-live=true num-buffers=300 pattern=ball ! {caps} ! {unbounded} ! c.distorted"
     );
     // How late each pair was when its message was posted.
-    let lateness = Arc::new(Mutex::new(Vec::new()));
+    let lateness = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let l = lateness.clone();
     let w = Watched::launch(&desc, move |sink, s| {
         if let Some(now) = sink.current_running_time() {

@@ -10,27 +10,12 @@ use gstgpucompare::scoring::budget::{band_bytes, strip_bytes};
 use gstgpucompare::scoring::budgeted::{BudgetedScorer, SMALLEST_ATTEMPTS};
 use gstgpucompare::scoring::parse_device;
 use gstgpucompare::scoring::torch::TorchScorer;
-use gstgpucompare::scoring::{
-    ChannelMode, ColorKind, Component, Error, ImageView, Metrics, Options, native,
-};
+use gstgpucompare::scoring::{ChannelMode, Error, ImageView, Metrics, Options, native};
 
 const MIB: u64 = 1 << 20;
 
 fn gray(data: &[u8], w: usize, h: usize) -> ImageView<'_> {
-    ImageView {
-        kind: ColorKind::Gray,
-        depth: 8,
-        components: vec![Component {
-            data,
-            offset: 0,
-            stride: w,
-            pixel_stride: 1,
-            width: w,
-            height: h,
-            shift: 0,
-            map: None,
-        }],
-    }
+    ImageView::gray8(data, w, h)
 }
 
 /// A textured frame and a noisy, shifted copy of it.

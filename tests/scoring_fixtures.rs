@@ -214,6 +214,7 @@ fn identical_frames() {
         metrics: ALL_METRICS,
         channels: ChannelMode::All,
     };
+    #[cfg_attr(not(feature = "torch"), allow(unused_mut))]
     let mut scored = vec![native::score(&r.view(), &r.view(), &opts).unwrap()];
     #[cfg(feature = "torch")]
     {

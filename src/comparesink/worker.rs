@@ -248,7 +248,7 @@ fn score_pairs(
     let budget = scorer.memory.budget(scorer.engine.device().is_cuda());
     let scored: Vec<Scored> = scorer
         .engine
-        .score(&views, &scorer.options, scorer.batch_size, budget, |r| {
+        .score(&views, &scorer.options, budget, |r| {
             gst::warning!(
                 CAT,
                 obj = element,

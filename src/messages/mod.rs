@@ -19,6 +19,8 @@ use std::fmt;
 
 use gst::ClockTime;
 
+use crate::scoring::Metric;
+
 /// A field value, typed as in the message.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -109,6 +111,33 @@ impl<'a> Reader<'a> {
     pub fn names(&self) -> impl Iterator<Item = &'a str> {
         self.0.fields().map(|f| f.as_str())
     }
+}
+
+/// The per-plane values of a structure: each field `split` names as (metric, plane), in
+/// the order the planes first appear.
+pub(crate) fn plane_values(
+    r: &Reader<'_>,
+    split: impl Fn(&str) -> Option<(Metric, &str)>,
+) -> Result<Vec<PlaneValues>, ParseError> {
+    let mut planes: Vec<PlaneValues> = Vec::new();
+    for name in r.names() {
+        let Some((m, plane)) = split(name) else {
+            continue;
+        };
+        let value = r.get::<f64>(name)?;
+        let i = match planes.iter().position(|p| p.name == plane) {
+            Some(i) => i,
+            None => {
+                planes.push(PlaneValues {
+                    name: plane.into(),
+                    values: MetricValues::default(),
+                });
+                planes.len() - 1
+            }
+        };
+        planes[i].values.set(m, Some(value));
+    }
+    Ok(planes)
 }
 
 /// A field with a value.

@@ -2,7 +2,7 @@
 
 use gst::ClockTime;
 
-use super::{Field, ParseError, Reader, Value, some, structure};
+use super::{Field, ParseError, Reader, Value, plane_values, some, structure};
 use crate::scoring::{Metric, PlaneResult, Scores};
 
 const NAME: &str = "similarity";
@@ -151,24 +151,7 @@ impl TryFrom<&gst::StructureRef> for Similarity {
         for m in Metric::ALL {
             values.set(m, r.optional(m.name())?);
         }
-        let mut planes: Vec<PlaneValues> = Vec::new();
-        for name in r.names() {
-            let Some((m, plane)) = plane_field(name) else {
-                continue;
-            };
-            let value = r.get::<f64>(name)?;
-            let i = match planes.iter().position(|p| p.name == plane) {
-                Some(i) => i,
-                None => {
-                    planes.push(PlaneValues {
-                        name: plane.into(),
-                        values: MetricValues::default(),
-                    });
-                    planes.len() - 1
-                }
-            };
-            planes[i].values.set(m, Some(value));
-        }
+        let planes = plane_values(&r, plane_field)?;
         let size = |f| r.get::<i32>(f).map(|v| v.max(0) as u32);
         Ok(Similarity {
             frame: r.get("frame")?,

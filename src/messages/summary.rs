@@ -1,7 +1,6 @@
 //! `similarity-summary`: the pooled scores of a stream, posted at its end.
 
-use super::{Field, ParseError, PlaneValues, Reader, Value, some, structure};
-use crate::messages::MetricValues;
+use super::{Field, ParseError, PlaneValues, Reader, Value, plane_values, some, structure};
 use crate::scoring::Metric;
 
 const NAME: &str = "similarity-summary";
@@ -116,24 +115,7 @@ impl TryFrom<&gst::StructureRef> for SimilaritySummary {
                 },
             ));
         }
-        let mut planes: Vec<PlaneValues> = Vec::new();
-        for name in r.names() {
-            let Some((m, plane)) = plane_mean(name) else {
-                continue;
-            };
-            let value = r.get::<f64>(name)?;
-            let i = match planes.iter().position(|p| p.name == plane) {
-                Some(i) => i,
-                None => {
-                    planes.push(PlaneValues {
-                        name: plane.into(),
-                        values: MetricValues::default(),
-                    });
-                    planes.len() - 1
-                }
-            };
-            planes[i].values.set(m, Some(value));
-        }
+        let planes = plane_values(&r, plane_mean)?;
         Ok(SimilaritySummary {
             frames: r.get("frames")?,
             unpaired_reference: r.get("unpaired-reference")?,
@@ -155,6 +137,7 @@ impl TryFrom<&gst::StructureRef> for SimilaritySummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::messages::MetricValues;
 
     #[test]
     fn round_trips() {

@@ -30,6 +30,8 @@ pub struct Engine {
     backend: Backend,
     device: Device,
     monitor_index: u32,
+    /// Pairs scored together at most.
+    batch_size: usize,
 }
 
 /// Why a build without libtorch cannot do what was asked.
@@ -100,7 +102,15 @@ impl Engine {
             backend,
             device,
             monitor_index,
+            batch_size: 1,
         })
+    }
+
+    /// Scores up to `n` pairs together (the libtorch backend; the native kernel scores one
+    /// pair at a time, each with every core).
+    pub fn with_batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
     }
 
     #[cfg(feature = "torch")]
@@ -148,20 +158,19 @@ impl Engine {
         }
     }
 
-    /// Scores `pairs` in order, up to `wanted` together, within `budget` bytes of working
-    /// memory (0 = unlimited): every pair exactly once, or an error. `on_recovery` hears of
-    /// each allocation failure recovered from.
-    pub fn score(
+    /// Scores `pairs` in order, batched up to the batch size, within `budget` bytes of
+    /// working memory (0 = unlimited): every pair exactly once, or an error. `on_recovery`
+    /// hears of each allocation failure recovered from.
+    pub fn score<'a>(
         &mut self,
-        pairs: &[(ImageView<'_>, ImageView<'_>)],
+        pairs: &[(ImageView<'a>, ImageView<'a>)],
         opts: &Options,
-        wanted: usize,
         budget: u64,
         on_recovery: impl FnMut(&Recovery),
     ) -> Result<Vec<Scored>, Error> {
         match &mut self.backend {
             Backend::Native => {
-                let _ = (wanted, on_recovery);
+                let _ = on_recovery;
                 pairs
                     .iter()
                     .map(|(r, d)| {
@@ -171,7 +180,7 @@ impl Engine {
                     .collect()
             }
             #[cfg(feature = "torch")]
-            Backend::Torch(t) => t.score(pairs, opts, wanted, budget, on_recovery),
+            Backend::Torch(t) => t.score(pairs, opts, self.batch_size, budget, on_recovery),
         }
     }
 }
@@ -179,24 +188,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scoring::{ChannelMode, ColorKind, Component, Metrics};
-
-    fn gray(data: &[u8], w: usize, h: usize) -> ImageView<'_> {
-        ImageView {
-            kind: ColorKind::Gray,
-            depth: 8,
-            components: vec![Component {
-                data,
-                offset: 0,
-                stride: w,
-                pixel_stride: 1,
-                width: w,
-                height: h,
-                shift: 0,
-                map: None,
-            }],
-        }
-    }
+    use crate::scoring::{ChannelMode, Metrics};
 
     #[test]
     fn the_cpu_scores_with_the_native_kernel() {
@@ -210,16 +202,16 @@ mod tests {
         let (w, h) = (32, 24);
         let a: Vec<u8> = (0..w * h).map(|i| (i * 7 % 256) as u8).collect();
         let b: Vec<u8> = a.iter().map(|v| v.wrapping_add(3)).collect();
-        let mut e = e;
+        let mut e = e.with_batch_size(2);
         let opts = Options {
             metrics: Metrics::default(),
             channels: ChannelMode::Luma,
         };
         let pairs = [
-            (gray(&a, w, h), gray(&b, w, h)),
-            (gray(&a, w, h), gray(&a, w, h)),
+            (ImageView::gray8(&a, w, h), ImageView::gray8(&b, w, h)),
+            (ImageView::gray8(&a, w, h), ImageView::gray8(&a, w, h)),
         ];
-        let scored = e.score(&pairs, &opts, 2, 0, |_| {}).unwrap();
+        let scored = e.score(&pairs, &opts, 0, |_| {}).unwrap();
         assert_eq!(scored.len(), 2);
         assert_eq!(scored[1].scores.ssim, Some(1.0));
         assert!(scored[0].scores.mse > 0.0);

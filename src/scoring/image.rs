@@ -136,6 +136,7 @@ impl Component<'_> {
 
     /// Copies the samples, tightly packed, as raw little-endian bytes (not shifted or
     /// mapped).
+    #[cfg(feature = "torch")]
     pub(crate) fn packed_bytes(&self, depth: u32) -> Vec<u8> {
         let bps = Self::bytes_per_sample(depth);
         let mut out = Vec::with_capacity(self.width * self.height * bps);
@@ -155,6 +156,24 @@ impl Component<'_> {
 }
 
 impl<'a> ImageView<'a> {
+    /// A view of tightly packed 8-bit grey samples, `width`×`height`.
+    pub fn gray8(data: &'a [u8], width: usize, height: usize) -> Self {
+        ImageView {
+            kind: ColorKind::Gray,
+            depth: 8,
+            components: vec![Component {
+                data,
+                offset: 0,
+                stride: width,
+                pixel_stride: 1,
+                width,
+                height,
+                shift: 0,
+                map: None,
+            }],
+        }
+    }
+
     /// Largest sample value, the MAX of PSNR and the L of SSIM.
     pub fn max_value(&self) -> f64 {
         ((1u64 << self.depth) - 1) as f64
@@ -229,20 +248,7 @@ mod tests {
     use super::*;
 
     fn gray(data: &[u8], w: usize, h: usize) -> ImageView<'_> {
-        ImageView {
-            kind: ColorKind::Gray,
-            depth: 8,
-            components: vec![Component {
-                data,
-                offset: 0,
-                stride: w,
-                pixel_stride: 1,
-                width: w,
-                height: h,
-                shift: 0,
-                map: None,
-            }],
-        }
+        ImageView::gray8(data, w, h)
     }
 
     #[test]
@@ -276,6 +282,7 @@ mod tests {
         let mut row = [0f32; 2];
         c.row_f32(16, 0, &mut row);
         assert_eq!(row, [1.0, 256.0]);
+        #[cfg(feature = "torch")]
         assert_eq!(c.packed_bytes(16), vec![1, 0, 0, 1]);
     }
 

@@ -321,22 +321,13 @@ pub fn score_within(
     };
     Ok((combine(&planes, max_value), usage))
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn plane(w: usize, h: usize, f: impl Fn(usize, usize) -> f32) -> Plane {
-        let mut data = Vec::with_capacity(w * h);
-        for y in 0..h {
-            for x in 0..w {
-                data.push(f(x, y));
-            }
-        }
-        Plane {
-            width: w,
-            height: h,
-            data,
-        }
+        Plane::from_fn(w, h, f)
     }
 
     /// Direct, unoptimised SSIM in f64, straight from the definition.

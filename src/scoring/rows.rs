@@ -17,21 +17,12 @@ pub trait RowSource: Sync {
     fn read_row(&self, y: usize, out: &mut [f32]);
 }
 
-impl<T: RowSource + ?Sized> RowSource for &T {
-    fn width(&self) -> usize {
-        (**self).width()
-    }
-
-    fn height(&self) -> usize {
-        (**self).height()
-    }
-
-    fn read_row(&self, y: usize, out: &mut [f32]) {
-        (**self).read_row(y, out)
-    }
-}
-
-impl<T: RowSource + ?Sized> RowSource for Box<T> {
+/// References and boxes of row sources read the same rows.
+impl<P> RowSource for P
+where
+    P: std::ops::Deref + Sync,
+    P::Target: RowSource,
+{
     fn width(&self) -> usize {
         (**self).width()
     }
@@ -156,6 +147,18 @@ impl RowSource for Plane {
 }
 
 impl Plane {
+    /// A `width`×`height` plane whose sample at (x, y) is `f(x, y)`.
+    pub fn from_fn(width: usize, height: usize, f: impl Fn(usize, usize) -> f32) -> Plane {
+        let data = (0..width * height)
+            .map(|i| f(i % width, i / width))
+            .collect();
+        Plane {
+            width,
+            height,
+            data,
+        }
+    }
+
     /// 2×2 average pooling of a row source; odd sides are zero-padded by one sample on
     /// both ends, and the padding counts in the average (PyTorch's
     /// `avg_pool2d(x, 2, padding=n % 2)`).
@@ -275,17 +278,7 @@ mod tests {
     use super::*;
 
     fn plane(w: usize, h: usize, f: impl Fn(usize, usize) -> f32) -> Plane {
-        let mut data = Vec::with_capacity(w * h);
-        for y in 0..h {
-            for x in 0..w {
-                data.push(f(x, y));
-            }
-        }
-        Plane {
-            width: w,
-            height: h,
-            data,
-        }
+        Plane::from_fn(w, h, f)
     }
 
     #[test]
