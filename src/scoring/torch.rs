@@ -1,4 +1,4 @@
-//! The libtorch backend: the same definitions as [`super::native`], as tensor operations,
+//! The libtorch backend: the same definitions as the native CPU kernel, as tensor operations,
 //! on CUDA when there is a GPU (it also runs on libtorch's CPU device, slowly).
 //!
 //! Samples go to the device as 8-bit (or 16-bit) integers; colour handling, filtering and
