@@ -285,7 +285,7 @@ impl ObjectImpl for CompareSink {
                     .build(),
                 glib::ParamSpecString::builder("device")
                     .nick("Device")
-                    .blurb("Where to score: auto (CUDA when libtorch has it and a GPU is there, else CPU), cpu, cuda or cuda:N")
+                    .blurb("Where to score: auto (the CUDA device with the most free memory when libtorch has CUDA and a GPU is there, else the CPU), cpu, cuda or cuda:N (CUDA numbering, after CUDA_VISIBLE_DEVICES)")
                     .default_value(Some(DEFAULT_DEVICE))
                     .mutable_ready()
                     .build(),
