@@ -61,7 +61,12 @@ impl Engine {
         faults: FaultInjection,
     ) -> Result<Self, Error> {
         let request: DeviceRequest = device.parse().map_err(Error::Backend)?;
-        let count = cuda_devices();
+        // Only a request that can end on a GPU asks the CUDA runtime and NVML.
+        let may_use_cuda = match request {
+            DeviceRequest::Auto => backend != BackendChoice::Native,
+            DeviceRequest::Exact(d) => d.is_cuda(),
+        };
+        let count = if may_use_cuda { cuda_devices() } else { 0 };
         let (cuda, nvml) = if count > 0 {
             cuda_view(count)
         } else {
