@@ -66,6 +66,7 @@ fn one(
     let opts = Options {
         metrics: Metrics::default(),
         channels: ChannelMode::Luma,
+        map: false,
     };
     let before = peak_rss();
     let start = Instant::now();

@@ -71,6 +71,7 @@ fn opts(metrics: Metrics) -> Options {
     Options {
         metrics,
         channels: ChannelMode::Luma,
+        map: false,
     }
 }
 

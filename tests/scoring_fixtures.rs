@@ -147,6 +147,7 @@ fn run_case(case: &str, mode: ChannelMode) {
     let opts = Options {
         metrics: ALL_METRICS,
         channels: mode,
+        map: false,
     };
     let native = native::score(&r.view(), &d.view(), &opts).unwrap();
     check(case, mode, &native, "native");
@@ -160,6 +161,7 @@ fn check_libtorch(case: &str, mode: ChannelMode, r: &Image, d: &Image, native: &
     let opts = Options {
         metrics: ALL_METRICS,
         channels: mode,
+        map: false,
     };
     let torch = TorchScorer::new(device()).unwrap();
     // Twice in one batch: batched pairs must not mix.
@@ -213,6 +215,7 @@ fn identical_frames() {
     let opts = Options {
         metrics: ALL_METRICS,
         channels: ChannelMode::All,
+        map: false,
     };
     #[cfg_attr(not(feature = "torch"), allow(unused_mut))]
     let mut scored = vec![native::score(&r.view(), &r.view(), &opts).unwrap()];

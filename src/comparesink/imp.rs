@@ -10,6 +10,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 
+use super::heatmap::Heatmap;
 use super::input::{CompareInput, caps};
 use super::memory::MemoryPolicy;
 use super::pacing::{AUTO_MAX_LATENESS, Pacing};
@@ -40,6 +41,7 @@ pub(super) struct Settings {
     /// `subsample` and `max-lateness`, shared with the scoring thread.
     pacing: Pacing,
     stats_file: Option<String>,
+    heatmap_location: Option<String>,
     sync: bool,
     is_async: bool,
     memory_budget: u64,
@@ -58,6 +60,7 @@ impl Default for Settings {
             thresholds: Thresholds::default(),
             pacing: Pacing::default(),
             stats_file: None,
+            heatmap_location: None,
             sync: false,
             is_async: true,
             memory_budget: 0,
@@ -108,8 +111,18 @@ impl Settings {
                 CompareChannels::Luma => ChannelMode::Luma,
                 CompareChannels::All => ChannelMode::All,
             },
+            map: self.heatmap_location.is_some(),
         }
     }
+}
+
+/// A file name property's value; empty is none.
+fn optional_path(value: &glib::Value) -> Option<String> {
+    value
+        .get::<Option<String>>()
+        .ok()
+        .flatten()
+        .filter(|p| !p.is_empty())
 }
 
 /// A running session and its scoring thread (READY→PAUSED until PAUSED→READY).
@@ -174,6 +187,17 @@ impl CompareSink {
             })?),
             None => None,
         };
+        let heatmap = match &settings.heatmap_location {
+            Some(path) => Some(Heatmap::create(path).map_err(|e| {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::OpenWrite,
+                    ("Cannot write the heat-map '{path}': {e}")
+                );
+                gst::StateChangeError
+            })?),
+            None => None,
+        };
         let memory = MemoryPolicy::new(
             &settings.tier,
             engine.monitor_index(),
@@ -188,7 +212,7 @@ impl CompareSink {
         if let Some(reason) = memory.fallback_reason() {
             gst::info!(CAT, imp = self, "{reason}");
         }
-        let scorer = Scorer::new(
+        let mut scorer = Scorer::new(
             engine,
             options,
             settings.thresholds.clone(),
@@ -197,6 +221,7 @@ impl CompareSink {
             settings.batch_size as usize,
             memory,
         );
+        scorer.heatmap = heatmap;
         gst::info!(
             CAT,
             imp = self,
@@ -337,6 +362,11 @@ impl ObjectImpl for CompareSink {
                     .blurb("Optional file with one row per pair, written as it is scored, under the 'similarity' message's field names: CSV when the name ends in .csv, JSON lines otherwise (ending with a {\"type\": \"summary\", ...} record)")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("heatmap-location")
+                    .nick("Heat-map location")
+                    .blurb("Optional PNG file written at the end of the stream: the per-pixel SSIM map (the squared-error map when SSIM is off) of the worst-scoring pair, at the compared size, colour-mapped with viridis (dark = worse), the border SSIM's window cannot reach hatched in grey, and the pair's frame, pts and score in PNG text chunks")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("sync")
                     .nick("Sync")
                     .blurb("Render frames at their running time against the clock")
@@ -417,13 +447,8 @@ impl ObjectImpl for CompareSink {
                 .pacing
                 .set_max_lateness(value.get().unwrap_or(AUTO_MAX_LATENESS)),
             "quality" => s.quality = value.get().unwrap_or_default(),
-            "stats-file" => {
-                s.stats_file = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .filter(|p| !p.is_empty())
-            }
+            "stats-file" => s.stats_file = optional_path(value),
+            "heatmap-location" => s.heatmap_location = optional_path(value),
             "sync" | "async" => {
                 let on = value.get().unwrap_or(pspec.name() == "async");
                 if pspec.name() == "sync" {
@@ -464,6 +489,7 @@ impl ObjectImpl for CompareSink {
             "threshold" => s.thresholds.ssim.get().to_value(),
             "psnr-threshold" => s.thresholds.psnr.get().to_value(),
             "stats-file" => s.stats_file.to_value(),
+            "heatmap-location" => s.heatmap_location.to_value(),
             "sync" => s.sync.to_value(),
             "async" => s.is_async.to_value(),
             "memory-budget" => s.memory_budget.to_value(),

@@ -9,6 +9,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod frames;
+mod heatmap;
 mod imp;
 mod input;
 mod memory;

@@ -249,6 +249,7 @@ mod tests {
                 ssim: Some(ssim),
                 ms_ssim: None,
             }],
+            map: None,
         }
     }
 

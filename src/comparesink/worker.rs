@@ -10,6 +10,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::frames::{Converters, image_view, plane_names};
+use super::heatmap::Heatmap;
 use super::memory::MemoryPolicy;
 use super::pacing::{Pacing, Verdict};
 use super::report::{Summary, Threshold};
@@ -39,6 +40,8 @@ pub struct Scorer {
     pub stats: Option<StatsFile>,
     pub batch_size: usize,
     pub memory: MemoryPolicy,
+    /// The worst pair's map, for `heatmap-location`.
+    pub heatmap: Option<Heatmap>,
     device: String,
     summary: Summary,
     next_frame: u64,
@@ -67,6 +70,7 @@ impl Scorer {
             stats,
             batch_size: batch_size.max(1),
             memory,
+            heatmap: None,
             next_frame: 0,
             converters: Converters::default(),
             warned_small: false,
@@ -121,6 +125,7 @@ fn run(element: glib::WeakRef<CompareSink>, session: Arc<Session>, mut scorer: S
                             ("Could not write the summary to the stats file: {e}")
                         );
                     }
+                    write_heatmap(&element, &mut scorer);
                     let s = gst::Structure::from(&summary);
                     gst::info!(CAT, obj = element, "summary: {s}");
                     let _ = element
@@ -145,6 +150,22 @@ fn run(element: glib::WeakRef<CompareSink>, session: Arc<Session>, mut scorer: S
             session.fail();
             return;
         }
+    }
+}
+
+/// Writes the heat-map file, if one was asked for.
+fn write_heatmap(element: &CompareSink, scorer: &mut Scorer) {
+    let Some(heatmap) = scorer.heatmap.as_mut() else {
+        return;
+    };
+    match heatmap.finish() {
+        Ok(Some(frame)) => gst::info!(CAT, obj = element, "heat-map of frame {frame} written"),
+        Ok(None) => gst::info!(CAT, obj = element, "no pair was scored: no heat-map"),
+        Err(e) => gst::element_imp_warning!(
+            element.imp(),
+            gst::ResourceError::Write,
+            ("Could not write the heat-map: {e}")
+        ),
     }
 }
 
@@ -246,7 +267,7 @@ fn score_pairs(
         .map(|(r, d)| Ok((image_view(r)?, image_view(d)?)))
         .collect::<Result<Vec<_>, String>>()?;
     let budget = scorer.memory.budget(scorer.engine.device().is_cuda());
-    let scored: Vec<Scored> = scorer
+    let mut scored: Vec<Scored> = scorer
         .engine
         .score(&views, &scorer.options, budget, |r| {
             gst::warning!(
@@ -266,7 +287,10 @@ fn score_pairs(
     let metrics = scorer.options.metrics;
     let enabled = metrics.enabled();
     let tier_name = tier.as_ref().map_or("full", |t| t.name.as_str());
-    for (((frame, pair), (view, _)), s) in pairs.iter().zip(&views).zip(&scored) {
+    for (((frame, pair), (view, _)), s) in pairs.iter().zip(&views).zip(&mut scored) {
+        if let Some(heatmap) = scorer.heatmap.as_mut() {
+            heatmap.offer(*frame, pair.reference.pts, &mut s.scores);
+        }
         let (usage, s) = (s.usage, &s.scores);
         let (r, d) = (&pair.reference, &pair.distorted);
         if (metrics.ssim && s.ssim.is_none() || metrics.ms_ssim && s.ms_ssim.is_none())

@@ -211,6 +211,7 @@ mod tests {
         let opts = Options {
             metrics: Metrics::default(),
             channels: ChannelMode::Luma,
+            map: false,
         };
         let pairs = [
             (ImageView::gray8(&a, w, h), ImageView::gray8(&b, w, h)),

@@ -19,6 +19,7 @@ pub mod budgeted;
 pub mod device;
 mod engine;
 mod image;
+mod map;
 pub mod native;
 pub mod rows;
 #[cfg(feature = "torch")]
@@ -28,6 +29,7 @@ mod window;
 pub use device::{Device, parse_device};
 pub use engine::{BackendChoice, Engine};
 pub use image::{ColorKind, Component, ImageView, PlaneGeometry, SampleMap, planes_for};
+pub use map::{MapKind, QualityMap};
 pub use window::{MS_SSIM_WEIGHTS, WINDOW, ms_ssim_scales};
 
 use std::fmt;
@@ -126,6 +128,10 @@ pub struct Scores {
     pub ms_ssim_scales: u32,
     /// Each compared plane's own scores, in plane order (one plane for luma).
     pub planes: Vec<PlaneResult>,
+    /// With [`Options::map`]: the SSIM map (the squared-error map when SSIM is off or the
+    /// frame is smaller than its window) of the first compared plane, averaged with the
+    /// other planes of its size.
+    pub map: Option<QualityMap>,
 }
 
 /// The scores of one compared plane.
@@ -163,12 +169,13 @@ impl PlaneResult {
 }
 
 /// Scores of one plane, before planes are combined.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct PlaneScores {
     pub sse: f64,
     pub samples: u64,
     pub ssim: Option<f64>,
     pub ms_ssim: Option<(f64, u32)>,
+    pub map: Option<QualityMap>,
 }
 
 /// Errors of the scoring engine.
@@ -261,6 +268,9 @@ impl FaultInjection {
 pub struct Options {
     pub metrics: Metrics,
     pub channels: ChannelMode,
+    /// Also return each pair's per-pixel map ([`Scores::map`]). Off, the backends store
+    /// no map at all.
+    pub map: bool,
 }
 
 /// PSNR in dB from an MSE and the peak sample value; +inf when `mse` is 0.
@@ -295,6 +305,8 @@ pub(crate) fn combine(planes: &[PlaneScores], max_value: f64) -> Scores {
     } else {
         0
     };
+    let maps: Vec<&QualityMap> = planes.iter().filter_map(|p| p.map.as_ref()).collect();
+    let map = QualityMap::combine(&maps);
     let planes = planes
         .iter()
         .map(|p| {
@@ -314,6 +326,7 @@ pub(crate) fn combine(planes: &[PlaneScores], max_value: f64) -> Scores {
         ms_ssim,
         ms_ssim_scales,
         planes,
+        map,
     }
 }
 
@@ -372,6 +385,7 @@ mod tests {
             samples,
             ssim: Some(ssim),
             ms_ssim: None,
+            map: None,
         };
         let s = combine(
             &[p(400.0, 100, 0.9), p(0.0, 25, 0.4), p(0.0, 25, 0.4)],

@@ -14,17 +14,28 @@ use rayon::prelude::*;
 use super::budget::{pooled_plane_bytes, strip_bytes};
 use super::rows::{
     ImagePlane, Moments, Plane, RowSource, lane_sum, ms_ssim_pooled_lazily, rough_mean,
-    squared_difference_sum, sse,
+    squared_difference_sum, squared_error_map, sse,
 };
 use super::window::{WINDOW, gaussian, ms_ssim_scales};
 use super::{
-    Error, ImageView, Options, PlaneGeometry, PlaneScores, Scores, Usage, combine, ms_ssim_combine,
-    planes_for, ssim_constants,
+    Error, ImageView, MapKind, Options, PlaneGeometry, PlaneScores, QualityMap, Scores, Usage,
+    combine, ms_ssim_combine, planes_for, ssim_constants,
 };
 
 /// SSIM, contrast-structure term and squared error of two planes of the same size, at
 /// least [`WINDOW`] wide and high, in one pass.
 pub fn ssim_cs<R: RowSource>(x: &R, y: &R, max_value: f64) -> Moments {
+    ssim_cs_into(x, y, max_value, None)
+}
+
+/// [`ssim_cs`], also writing the SSIM map of the valid region into `map` when given
+/// (`(width − 10) × (height − 10)` values, row by row).
+pub fn ssim_cs_into<R: RowSource>(
+    x: &R,
+    y: &R,
+    max_value: f64,
+    map: Option<&mut [f32]>,
+) -> Moments {
     debug_assert!(x.width() >= WINDOW && x.height() >= WINDOW);
     let (c1, c2) = ssim_constants(max_value);
     let out_h = x.height() - (WINDOW - 1);
@@ -37,11 +48,18 @@ pub fn ssim_cs<R: RowSource>(x: &R, y: &R, max_value: f64) -> Moments {
     let strips = rayon::current_num_threads() * 4;
     let strip_rows = out_h.div_ceil(strips).max(8);
     let n_strips = out_h.div_ceil(strip_rows);
-    let total = (0..n_strips)
+    let ow = x.width() - (WINDOW - 1);
+    // Each strip writes its own rows of the map.
+    let outputs: Vec<Option<&mut [f32]>> = match map {
+        Some(map) => map.chunks_mut(strip_rows * ow).map(Some).collect(),
+        None => (0..n_strips).map(|_| None).collect(),
+    };
+    let total = outputs
         .into_par_iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(s, out)| {
             let rows = s * strip_rows..((s + 1) * strip_rows).min(out_h);
-            strip(x, y, rows, s + 1 == n_strips, &params)
+            strip(x, y, rows, s + 1 == n_strips, &params, out)
         })
         .reduce(Moments::default, |a, b| Moments {
             ssim: a.ssim + b.ssim,
@@ -65,13 +83,20 @@ struct KernelParams {
 
 /// Sums of one strip of output rows (`rows`); the squared error covers the strip's own
 /// input rows, and the last strip's also the window's tail.
-fn strip<R: RowSource>(x: &R, y: &R, rows: Range<usize>, last: bool, p: &KernelParams) -> Moments {
+fn strip<R: RowSource>(
+    x: &R,
+    y: &R,
+    rows: Range<usize>,
+    last: bool,
+    p: &KernelParams,
+    map: Option<&mut [f32]>,
+) -> Moments {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { strip_avx2_fma(x, y, rows, last, p) };
+        return unsafe { strip_avx2_fma(x, y, rows, last, p, map) };
     }
-    strip_generic::<Separate, R>(x, y, rows, last, p)
+    strip_generic::<Separate, R>(x, y, rows, last, p, map)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -82,8 +107,9 @@ fn strip_avx2_fma<R: RowSource>(
     rows: Range<usize>,
     last: bool,
     p: &KernelParams,
+    map: Option<&mut [f32]>,
 ) -> Moments {
-    strip_generic::<Fused, R>(x, y, rows, last, p)
+    strip_generic::<Fused, R>(x, y, rows, last, p, map)
 }
 
 /// a·b + c, fused where the CPU has FMA.
@@ -129,6 +155,7 @@ fn strip_generic<M: MulAdd, R: RowSource>(
     rows: Range<usize>,
     last: bool,
     p: &KernelParams,
+    mut map: Option<&mut [f32]>,
 ) -> Moments {
     let w = x.width();
     let ow = w - (WINDOW - 1);
@@ -201,6 +228,10 @@ fn strip_generic<M: MulAdd, R: RowSource>(
             cs_row[j] = cs;
             ssim_row[j] = l_num / l_den * cs;
         }
+        if let Some(map) = map.as_deref_mut() {
+            let o = first - rows.start;
+            map[o * ow..(o + 1) * ow].copy_from_slice(&ssim_row);
+        }
         m.ssim += lane_sum(&ssim_row) as f64;
         m.cs += lane_sum(&cs_row) as f64;
     }
@@ -222,15 +253,24 @@ pub(crate) fn plane_scores<R: RowSource>(
         return PlaneScores {
             sse: sse(x, y),
             samples,
+            map: opts.map.then(|| squared_error_map(x, y)),
             ..Default::default()
         };
     }
-    let first = ssim_cs(x, y, max_value);
+    let ssim_map = opts.map && opts.metrics.ssim;
+    let (w, h) = (x.width(), x.height());
+    let mut map = ssim_map.then(|| vec![0f32; (w - (WINDOW - 1)) * (h - (WINDOW - 1))]);
+    let first = ssim_cs_into(x, y, max_value, map.as_deref_mut());
+    let map = match map {
+        Some(values) => Some(QualityMap::new(MapKind::Ssim, w, h, values)),
+        None => opts.map.then(|| squared_error_map(x, y)),
+    };
     let mut scores = PlaneScores {
         sse: first.sse,
         samples,
         ssim: opts.metrics.ssim.then_some(first.ssim),
         ms_ssim: None,
+        map,
     };
     if opts.metrics.ms_ssim {
         scores.ms_ssim = Some(if keep_pooled {
@@ -378,7 +418,7 @@ mod tests {
             c1: ssim_constants(255.0).0 as f32,
             c2: ssim_constants(255.0).1 as f32,
         };
-        let g = strip_generic::<Separate, Plane>(&x, &y, 0..31, true, &p);
+        let g = strip_generic::<Separate, Plane>(&x, &y, 0..31, true, &p, None);
         assert!((g.ssim / (43.0 * 31.0) - sd).abs() < 2e-6);
         assert_eq!(g.sse, sse(&x, &y));
     }

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::image::{LUMA_WEIGHTS, PlaneSource};
 use super::window::{ms_ssim_scales, pooled};
-use super::{ImageView, ms_ssim_combine};
+use super::{ImageView, MapKind, QualityMap, ms_ssim_combine};
 
 /// Rows of samples as f32, read on demand: a plane of an image (converted row by row, so
 /// no full-size float copy is made) or a pooled plane.
@@ -175,6 +175,23 @@ impl Plane {
             data,
         }
     }
+}
+
+/// The squared-error map of two planes of the same size.
+pub fn squared_error_map<R: RowSource + ?Sized>(x: &R, y: &R) -> QualityMap {
+    let w = x.width();
+    let mut values = vec![0f32; w * x.height()];
+    values.par_chunks_mut(w.max(1)).enumerate().for_each_init(
+        || (vec![0f32; w], vec![0f32; w]),
+        |(a, b), (row, out)| {
+            x.read_row(row, a);
+            y.read_row(row, b);
+            for ((o, p), q) in out.iter_mut().zip(a.iter()).zip(b.iter()) {
+                *o = (p - q) * (p - q);
+            }
+        },
+    );
+    QualityMap::new(MapKind::SquaredError, w, x.height(), values)
 }
 
 /// Sum of squared differences, accumulated in f64.

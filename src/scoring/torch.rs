@@ -10,11 +10,12 @@ use super::budget::band_bytes;
 use super::image::{Component, LUMA_WEIGHTS, PlaneSource};
 use super::rows::{
     ImagePlane, Moments, RowSource, ms_ssim_pooled_lazily, rough_mean, squared_difference_sum,
+    squared_error_map,
 };
 use super::window::{WINDOW, gaussian, ms_ssim_scales};
 use super::{
-    Device, Error, FaultInjection, ImageView, Options, PlaneScores, Scores, Usage, combine,
-    ms_ssim_combine, planes_for, ssim_constants,
+    Device, Error, FaultInjection, ImageView, MapKind, Options, PlaneScores, QualityMap, Scores,
+    Usage, combine, ms_ssim_combine, planes_for, ssim_constants,
 };
 
 impl From<tch::TchError> for Error {
@@ -177,9 +178,15 @@ impl TorchScorer {
                 samples: (width * height) as u64,
                 ssim: None,
                 ms_ssim: None,
+                sources: (sr, sd),
+                ssim_map: None,
             };
             if width >= WINDOW && height >= WINDOW && (opts.metrics.ssim || opts.metrics.ms_ssim) {
-                let (ssim, cs) = self.ssim_cs(&x, &y, &offset, max_value)?;
+                let (ssim_map, cs_map) = self.ssim_cs_maps(&x, &y, &offset, max_value)?;
+                let (ssim, cs) = (per_image_mean(&ssim_map)?, per_image_mean(&cs_map)?);
+                if opts.map && opts.metrics.ssim {
+                    plane.ssim_map = Some(ssim_map);
+                }
                 if opts.metrics.ssim {
                     plane.ssim = Some(columns.len());
                     columns.push(ssim.shallow_clone());
@@ -210,6 +217,21 @@ impl TorchScorer {
         let values: Vec<f64> = Vec::try_from(&table.f_to_kind(Kind::Double)?.f_flatten(0, -1)?)?;
         let batch = pairs.len();
         let at = |column: usize, b: usize| values[column * batch + b];
+        // The SSIM maps asked for, one read per plane: [batch, rows, columns].
+        let ssim_maps = layout
+            .iter()
+            .map(|plane| {
+                plane
+                    .ssim_map
+                    .as_ref()
+                    .map(|m| -> Result<Vec<f32>, Error> {
+                        Ok(Vec::try_from(
+                            &m.f_to_device(tch::Device::Cpu)?.f_flatten(0, -1)?,
+                        )?)
+                    })
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         let mut column = 0;
         let mut sse_columns = Vec::new();
         for plane in &layout {
@@ -222,7 +244,8 @@ impl TorchScorer {
                 let planes: Vec<PlaneScores> = layout
                     .iter()
                     .zip(&sse_columns)
-                    .map(|(plane, &sse)| PlaneScores {
+                    .zip(&ssim_maps)
+                    .map(|((plane, &sse), ssim_map)| PlaneScores {
                         sse: at(sse, b),
                         samples: plane.samples,
                         ssim: plane.ssim.map(|c| at(c, b)),
@@ -234,6 +257,9 @@ impl TorchScorer {
                                 scales,
                             )
                         }),
+                        map: opts
+                            .map
+                            .then(|| plane.map_of(&pairs[b], ssim_map.as_deref(), b)),
                     })
                     .collect();
                 combine(&planes, max_value)
@@ -320,10 +346,7 @@ impl TorchScorer {
         max_value: f64,
     ) -> Result<(Tensor, Tensor), Error> {
         let (ssim, cs) = self.ssim_cs_maps(x, y, offset, max_value)?;
-        Ok((
-            ssim.f_mean_dim(&[1i64, 2, 3][..], false, Kind::Double)?,
-            cs.f_mean_dim(&[1i64, 2, 3][..], false, Kind::Double)?,
-        ))
+        Ok((per_image_mean(&ssim)?, per_image_mean(&cs)?))
     }
 
     /// The SSIM and contrast-structure maps over the valid region, samples shifted by
@@ -408,23 +431,43 @@ impl TorchScorer {
         let fits = x.width() >= WINDOW && x.height() >= WINDOW;
         let structural = fits && (opts.metrics.ssim || opts.metrics.ms_ssim);
         let offset = Tensor::from(rough_mean(&x)).f_to_device(self.device)?;
-        let first = self.moments_banded(x, y, &offset, max_value, band_rows, structural, usage)?;
+        let mut ssim_map = (opts.map && fits && opts.metrics.ssim).then(Vec::new);
+        let first = self.moments_banded(
+            x,
+            y,
+            &offset,
+            max_value,
+            band_rows,
+            structural,
+            usage,
+            ssim_map.as_mut(),
+        )?;
+        let map = match ssim_map {
+            Some(values) => Some(QualityMap::new(
+                MapKind::Ssim,
+                x.width(),
+                x.height(),
+                values,
+            )),
+            None => opts.map.then(|| squared_error_map(x, y)),
+        };
         let mut scores = PlaneScores {
             sse: first.sse,
             samples,
             ssim: (fits && opts.metrics.ssim).then_some(first.ssim),
             ms_ssim: None,
+            map,
         };
         if fits && opts.metrics.ms_ssim {
             scores.ms_ssim = Some(ms_ssim_pooled_lazily(x, y, first, |px, py| {
-                self.moments_banded(px, py, &offset, max_value, band_rows, true, usage)
+                self.moments_banded(px, py, &offset, max_value, band_rows, true, usage, None)
             })?);
         }
         Ok(scores)
     }
 
     /// Mean SSIM and CS and the squared error of one plane pair, band by band, samples
-    /// shifted by `offset`.
+    /// shifted by `offset`; each band's SSIM map is appended to `map` when given.
     #[allow(clippy::too_many_arguments)]
     fn moments_banded(
         &self,
@@ -435,6 +478,7 @@ impl TorchScorer {
         band_rows: usize,
         with_ssim: bool,
         usage: &mut Usage,
+        mut map: Option<&mut Vec<f32>>,
     ) -> Result<Moments, Error> {
         let (w, h) = (x.width(), x.height());
         let halo = if with_ssim { WINDOW - 1 } else { 0 };
@@ -466,6 +510,11 @@ impl TorchScorer {
                     .f_view(shape)?
                     .f_to_device(self.device)?;
                 let (ssim, cs) = self.ssim_cs_maps(&xt, &yt, offset, max_value)?;
+                if let Some(map) = map.as_deref_mut() {
+                    let band: Vec<f32> =
+                        Vec::try_from(&ssim.f_to_device(tch::Device::Cpu)?.f_flatten(0, -1)?)?;
+                    map.extend(band);
+                }
                 let sums =
                     Tensor::f_stack(&[ssim.f_sum(Kind::Double)?, cs.f_sum(Kind::Double)?], 0)?;
                 let sums: Vec<f64> = Vec::try_from(&sums.f_to_device(tch::Device::Cpu)?)?;
@@ -509,6 +558,37 @@ struct PlaneLayout {
     samples: u64,
     ssim: Option<usize>,
     ms_ssim: Option<(usize, u32)>,
+    /// The reference's and the distorted image's source of the plane.
+    sources: (PlaneSource, PlaneSource),
+    /// The batch's SSIM maps, [batch, 1, rows, columns], when a map was asked for.
+    ssim_map: Option<Tensor>,
+}
+
+impl PlaneLayout {
+    /// Pair `b`'s map: its slice of the batch's SSIM maps read back (`ssim_maps`), or
+    /// the squared error computed on the host when there is no SSIM map.
+    fn map_of(
+        &self,
+        pair: &(ImageView<'_>, ImageView<'_>),
+        ssim_maps: Option<&[f32]>,
+        b: usize,
+    ) -> QualityMap {
+        let x = ImagePlane::new(&pair.0, self.sources.0);
+        let y = ImagePlane::new(&pair.1, self.sources.1);
+        match ssim_maps {
+            Some(all) => {
+                let (w, h) = (x.width(), x.height());
+                let n = (w - (WINDOW - 1)) * (h - (WINDOW - 1));
+                QualityMap::new(MapKind::Ssim, w, h, all[b * n..(b + 1) * n].to_vec())
+            }
+            None => squared_error_map(&x, &y),
+        }
+    }
+}
+
+/// The mean of each image's map, as a [batch] tensor.
+fn per_image_mean(map: &Tensor) -> Result<Tensor, Error> {
+    Ok(map.f_mean_dim(&[1i64, 2, 3][..], false, Kind::Double)?)
 }
 
 /// 2×2 average pooling, zero padding on odd sides counted in the average, with the
