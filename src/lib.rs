@@ -3,13 +3,16 @@
 //! - `comparesink`: scores reference/distorted frame pairs (MSE, PSNR, SSIM, MS-SSIM).
 //! - `vramscale`: rescales frames to a quality tier chosen from GPU memory usage.
 //!
-//! The scoring engine ([`scoring`]) is GStreamer-free and can be used on its own.
+//! The scoring engine ([`scoring`]) is GStreamer-free and can be used on its own; [`plot`]
+//! (the `cli` cargo feature) draws the scores of a stream, as the `gpucompare` command does.
 
 use gst::glib;
 
 pub mod comparesink;
 pub mod memory;
 pub mod messages;
+#[cfg(feature = "cli")]
+pub mod plot;
 pub mod scoring;
 mod tier_settings;
 pub mod vramscale;
