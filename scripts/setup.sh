@@ -12,6 +12,7 @@ packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   python3 python3-venv python3-pip python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   meson ninja-build ffmpeg
+  fonts-dejavu-core
 )
 missing=()
 for p in "${packages[@]}"; do

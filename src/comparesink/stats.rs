@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::io::Write;
 
-use crate::messages::{Field, Value};
+use crate::messages::{Field, Value, json_object};
 
 pub struct StatsFile {
     file: File,
@@ -26,20 +26,6 @@ fn csv_cell(value: Option<&Value>) -> String {
         Some(Value::F64(v)) => v.to_string(),
         Some(Value::Bool(v)) => v.to_string(),
         Some(Value::Str(v)) => v.clone(),
-    }
-}
-
-fn json_value(value: &Value) -> serde_json::Value {
-    match value {
-        Value::Time(v) => v.map(|t| t.nseconds()).into(),
-        Value::U64(v) => (*v).into(),
-        Value::U32(v) => (*v).into(),
-        Value::I32(v) => (*v).into(),
-        // JSON has no infinity: PSNR of identical frames is written as "inf".
-        Value::F64(v) if !v.is_finite() => v.to_string().into(),
-        Value::F64(v) => (*v).into(),
-        Value::Bool(v) => (*v).into(),
-        Value::Str(v) => v.as_str().into(),
     }
 }
 
@@ -75,11 +61,7 @@ impl StatsFile {
                 .collect();
             text += &cells.join(",");
         } else {
-            let row: serde_json::Map<String, serde_json::Value> = fields
-                .iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), json_value(v))))
-                .collect();
-            text = serde_json::Value::Object(row).to_string();
+            text = serde_json::Value::Object(json_object(fields)).to_string();
         }
         text.push('\n');
         self.file.write_all(text.as_bytes())
@@ -92,11 +74,7 @@ impl StatsFile {
         }
         let mut row = serde_json::Map::new();
         row.insert("type".into(), "summary".into());
-        for (k, v) in fields {
-            if let Some(v) = v {
-                row.insert(k.clone(), json_value(v));
-            }
-        }
+        row.extend(json_object(fields));
         let text = serde_json::Value::Object(row).to_string() + "\n";
         self.file.write_all(text.as_bytes())
     }

@@ -50,6 +50,31 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+impl Value {
+    /// As JSON: times in nanoseconds (`null` when unknown); JSON has no infinity, so an
+    /// infinite PSNR (identical frames) is the string `"inf"`.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Time(v) => v.map(|t| t.nseconds()).into(),
+            Value::U64(v) => (*v).into(),
+            Value::U32(v) => (*v).into(),
+            Value::I32(v) => (*v).into(),
+            Value::F64(v) if !v.is_finite() => v.to_string().into(),
+            Value::F64(v) => (*v).into(),
+            Value::Bool(v) => (*v).into(),
+            Value::Str(v) => v.as_str().into(),
+        }
+    }
+}
+
+/// The fields that have values, as one JSON object in field order.
+pub fn json_object(fields: &[Field]) -> serde_json::Map<String, serde_json::Value> {
+    fields
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.to_json())))
+        .collect()
+}
+
 /// Builds a structure from the fields that have values.
 pub(crate) fn structure(name: &str, fields: &[Field]) -> gst::Structure {
     let mut b = gst::Structure::builder(name);

@@ -126,7 +126,8 @@ impl Plot {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("png"));
         let result = if png {
-            render::png(&svg).and_then(|bytes| std::fs::write(path, bytes).map_err(|e| e.to_string()))
+            render::png(&svg)
+                .and_then(|bytes| std::fs::write(path, bytes).map_err(|e| e.to_string()))
         } else {
             std::fs::write(path, svg).map_err(|e| e.to_string())
         };
@@ -156,7 +157,10 @@ mod tests {
         let p = |mse: f64| 10.0 * (255f64 * 255.0 / mse).log10();
         let pooled = pooled_mean(Metric::Psnr, &[p(1.0), p(3.0)]).unwrap();
         assert!((pooled - p(2.0)).abs() < 1e-9);
-        assert_eq!(pooled_mean(Metric::Psnr, &[f64::INFINITY]), Some(f64::INFINITY));
+        assert_eq!(
+            pooled_mean(Metric::Psnr, &[f64::INFINITY]),
+            Some(f64::INFINITY)
+        );
         assert_eq!(pooled_mean(Metric::Ssim, &[0.5, 1.0]), Some(0.75));
         assert_eq!(pooled_mean(Metric::Ssim, &[]), None);
     }

@@ -101,12 +101,22 @@ where
         .y_desc(label(series.metric))
         .draw()
         .map_err(err)?;
-    let points: Vec<(f64, f64)> = series.points.iter().map(|&(x, y)| (x, y.min(top))).collect();
+    let points: Vec<(f64, f64)> = series
+        .points
+        .iter()
+        .map(|&(x, y)| (x, y.min(top)))
+        .collect();
     chart
         .draw_series(LineSeries::new(points, LINE.stroke_width(2)))
         .map_err(err)?
         .label(format!("{} ({})", series.metric.name(), mean_text(series)))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], LINE.stroke_width(2)));
+    if let [(x, y)] = series.points[..] {
+        // A line of one point (an image pair) draws nothing: mark it.
+        chart
+            .draw_series([Circle::new((x, y.min(top)), 4, LINE.filled())])
+            .map_err(err)?;
+    }
     if let Some(t) = series.threshold {
         chart
             .draw_series(DashedLineSeries::new(
@@ -162,11 +172,25 @@ pub fn svg(plot: &Plot) -> Result<String, Error> {
 pub fn png(svg: &str) -> Result<Vec<u8>, Error> {
     use resvg::{tiny_skia, usvg};
     let mut options = usvg::Options::default();
-    options.fontdb_mut().load_system_fonts();
+    let fonts = options.fontdb_mut();
+    fonts.load_system_fonts();
+    // plotters asks for "sans-serif"; fontdb maps it to Arial, which Linux rarely has.
+    let families: Vec<String> = fonts
+        .faces()
+        .flat_map(|f| f.families.iter().map(|(name, _)| name.clone()))
+        .collect();
+    let sans = ["DejaVu Sans", "Liberation Sans", "Noto Sans", "Arial"]
+        .into_iter()
+        .find(|f| families.iter().any(|n| n == f))
+        .map(str::to_string)
+        .or_else(|| families.first().cloned());
+    if let Some(sans) = sans {
+        fonts.set_sans_serif_family(sans);
+    }
     let tree = usvg::Tree::from_str(svg, &options).map_err(err)?;
     let size = tree.size().to_int_size();
-    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
-        .ok_or_else(|| err("empty picture"))?;
+    let mut pixmap =
+        tiny_skia::Pixmap::new(size.width(), size.height()).ok_or_else(|| err("empty picture"))?;
     resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
     let mut bytes = Vec::new();
     {

@@ -12,7 +12,11 @@ type Row = HashMap<String, String>;
 fn json_rows(text: &str) -> Result<(Vec<Row>, Option<Row>), String> {
     let mut rows = Vec::new();
     let mut summary = None;
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let value: serde_json::Value = serde_json::from_str(line)
             .map_err(|e| format!("line {}: not a JSON record: {e}", n + 1))?;
         let object = value
@@ -39,7 +43,11 @@ fn json_rows(text: &str) -> Result<(Vec<Row>, Option<Row>), String> {
 
 fn csv_rows(text: &str) -> Result<Vec<Row>, String> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines.next().ok_or("the file is empty")?.split(',').collect();
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or("the file is empty")?
+        .split(',')
+        .collect();
     lines
         .enumerate()
         .map(|(n, line)| {
@@ -92,7 +100,9 @@ pub(super) fn plot(title: &str, text: &str, thresholds: &[(Metric, f64)]) -> Res
     if metrics.is_empty() {
         return Err("the stats file has no metric column (mse, psnr, ssim, ms-ssim)".into());
     }
-    let any_threshold = metrics.iter().any(|&m| threshold_of(thresholds, m).is_some());
+    let any_threshold = metrics
+        .iter()
+        .any(|&m| threshold_of(thresholds, m).is_some());
     let series = metrics
         .into_iter()
         .map(|metric| {
@@ -137,14 +147,21 @@ mod tests {
 
     #[test]
     fn reads_csv_with_empty_cells_and_infinity() {
-        let text = "frame,pts,psnr,ssim,alert\n0,0,inf,1,false\n1,40000000,30,0.5,true\n2,,31,,false\n";
+        let text =
+            "frame,pts,psnr,ssim,alert\n0,0,inf,1,false\n1,40000000,30,0.5,true\n2,,31,,false\n";
         let plot = plot("t", text, &[(Metric::Ssim, 0.9)]).unwrap();
         // One pair has no pts: x is the frame number.
         assert_eq!(plot.x_label, "frame");
         let psnr = &plot.series[0];
         assert_eq!(psnr.metric, Metric::Psnr);
-        assert_eq!(psnr.points, vec![(0.0, f64::INFINITY), (1.0, 30.0), (2.0, 31.0)]);
-        assert!(psnr.alerts.is_empty(), "no PSNR threshold: not PSNR's alert");
+        assert_eq!(
+            psnr.points,
+            vec![(0.0, f64::INFINITY), (1.0, 30.0), (2.0, 31.0)]
+        );
+        assert!(
+            psnr.alerts.is_empty(),
+            "no PSNR threshold: not PSNR's alert"
+        );
         let ssim = &plot.series[1];
         assert_eq!(ssim.points.len(), 2);
         assert_eq!(ssim.alerts, vec![(1.0, 0.5)]);
