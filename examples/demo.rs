@@ -2,13 +2,21 @@
 //! printing each frame's scores and the summary. The copy goes through `vramscale`, whose
 //! simulated GPU memory usage rises (0.5, then 0.85, then 0.95) and falls (0.3) as the
 //! stream plays: each tier change scales the copy down or back up mid-stream, and the
-//! application applies the tier's JPEG-quality hint to the encoder that follows.
+//! application applies the tier's JPEG-quality hint to the encoder that follows. At the
+//! end it writes the worst pair's heat-map (comparesink's `heatmap-location`) and a plot of
+//! the scores over time into the output directory.
 //!
-//! cargo run --release --example demo -- [--frames N] [--size WxH] [--device D] [--stats FILE]
+//! cargo run --release --example demo -- [--frames N] [--size WxH] [--device D] [--stats FILE] [--out DIR]
 
 use gst::prelude::*;
-use gstgpucompare::messages::{Similarity, SimilaritySummary, VramTier};
+use std::path::PathBuf;
+
+use gstgpucompare::messages::{Similarity, SimilarityAlert, SimilaritySummary, VramTier};
+use gstgpucompare::plot::Plot;
 use gstgpucompare::scoring::Metric;
+
+/// Alerts below this SSIM (drawn on the plot).
+const SSIM_THRESHOLD: f64 = 0.88;
 
 struct Args {
     frames: u32,
@@ -16,6 +24,7 @@ struct Args {
     height: u32,
     device: String,
     stats: Option<String>,
+    out: PathBuf,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -25,6 +34,7 @@ fn parse_args() -> Result<Args, String> {
         height: 720,
         device: "auto".into(),
         stats: None,
+        out: PathBuf::from("demo-output"),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -39,8 +49,9 @@ fn parse_args() -> Result<Args, String> {
             }
             "--device" => args.device = value()?,
             "--stats" => args.stats = Some(value()?),
+            "--out" => args.out = PathBuf::from(value()?),
             "--help" | "-h" => {
-                return Err("usage: demo [--frames N] [--size WxH] [--device auto|cpu|cuda:N] [--stats FILE]".into());
+                return Err("usage: demo [--frames N] [--size WxH] [--device auto|cpu|cuda:N] [--stats FILE] [--out DIR (default demo-output)]".into());
             }
             other => return Err(format!("unknown argument {other} (try --help)")),
         }
@@ -91,6 +102,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     gst::init()?;
     gstgpucompare::plugin_register_static()?;
     let (w, h) = (args.width, args.height);
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    let heatmap = args.out.join("heatmap.png");
     let stats = args
         .stats
         .as_ref()
@@ -102,9 +116,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
          t. ! queue ! cmp.reference \
          t. ! queue ! vramscale name=vram memory-source=simulated min-dwell=0 \
            ! jpegenc name=enc ! jpegdec ! videobalance saturation=0.8 ! queue ! cmp.distorted \
-         comparesink name=cmp metrics=psnr+ssim+ms-ssim device={device} {stats}",
+         comparesink name=cmp metrics=psnr+ssim+ms-ssim device={device} threshold={SSIM_THRESHOLD} \
+           heatmap-location=\"{heatmap}\" {stats}",
         n = args.frames,
         device = args.device,
+        heatmap = heatmap.display(),
     );
     println!(
         "Comparing {w}x{h} testsrc frames with a copy scaled by vramscale's memory tier, \
@@ -117,6 +133,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let encoder = pipeline.by_name("enc").ok_or("no encoder")?;
     let bus = pipeline.bus().ok_or("no bus")?;
     pipeline.set_state(gst::State::Playing)?;
+    let (mut pairs, mut alerts, mut pooled) = (Vec::new(), Vec::new(), None);
     let result = loop {
         let Some(msg) = bus.timed_pop(gst::ClockTime::NONE) else {
             break Ok(());
@@ -146,6 +163,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                         p.height,
                         p.device,
                     );
+                    pairs.push(p);
+                } else if let Ok(a) = SimilarityAlert::try_from(s) {
+                    alerts.push(a);
                 } else if let Ok(summary) = SimilaritySummary::try_from(s) {
                     println!(
                         "\nSummary: {} pairs on {}, {:.1} pairs/s",
@@ -165,6 +185,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                         "  unpaired: {} reference, {} distorted",
                         summary.unpaired_reference, summary.unpaired_distorted
                     );
+                    pooled = Some(summary);
                 }
             }
             // What differs between the streams and how it is compared (JPEG decodes to
@@ -176,5 +197,23 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     pipeline.set_state(gst::State::Null)?;
-    Ok(result?)
+    result?;
+    let plot = Plot::from_messages(
+        "demo: degraded copy vs testsrc",
+        &[Metric::Psnr, Metric::Ssim, Metric::MsSsim],
+        &pairs,
+        &alerts,
+        pooled.as_ref(),
+        &[(Metric::Ssim, SSIM_THRESHOLD)],
+    );
+    let (svg, png) = (args.out.join("plot.svg"), args.out.join("plot.png"));
+    plot.write(&svg)?;
+    plot.write(&png)?;
+    println!(
+        "\nHeat-map of the worst pair (SSIM map, dark = worse): {}\nScores over time: {} and {}",
+        heatmap.display(),
+        svg.display(),
+        png.display()
+    );
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use gst::glib;
 use gst::prelude::*;
 use gstgpucompare::messages::{Similarity, SimilarityAlert, SimilaritySummary};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -42,8 +43,6 @@ pub fn set_from_text(element: &gst::Element, name: &str, text: &str) -> Result<(
     element.set_property_from_value(name, &value);
     Ok(())
 }
-
-use gst::glib;
 
 /// `filesrc ! rawvideoparse` or `filesrc ! decodebin`, then a queue (each of comparesink's
 /// pads needs its own streaming thread) into `pad`. Decoded frames keep their format: the
@@ -131,7 +130,7 @@ fn progress(pipeline: &gst::Pipeline, compare: &gst::Element) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     if let Ok(style) =
-        ProgressStyle::with_template("{wide_bar} {pos}/{len} pairs  {per_sec:.1}  ETA {eta}")
+        ProgressStyle::with_template("{wide_bar} {pos}/{len} pairs  {per_sec}  ETA {eta}")
     {
         bar.set_style(style);
     }
@@ -166,10 +165,10 @@ fn collect(pipeline: &gst::Pipeline, compare: &gst::Element) -> Result<Outcome, 
     let mut bar: Option<ProgressBar> = None;
     if started.is_err() {
         // The reason is on the bus.
-        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
-            if let gst::MessageView::Error(e) = msg.view() {
-                return Err(error_text(e));
-            }
+        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error])
+            && let gst::MessageView::Error(e) = msg.view()
+        {
+            return Err(error_text(e));
         }
         return Err("the pipeline failed to start".into());
     }
