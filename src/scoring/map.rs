@@ -69,26 +69,26 @@ impl QualityMap {
             .then(|| self.values[vy * self.valid_width() + vx])
     }
 
-    /// The sample-weighted mean of the maps of planes of the same size and kind as the
-    /// first (`channels=all`: R, G and B; chroma planes of another size are left out).
-    pub fn combine(maps: &[&QualityMap]) -> Option<QualityMap> {
-        let first = *maps.first()?;
-        let same: Vec<&QualityMap> = maps
-            .iter()
-            .copied()
-            .filter(|m| (m.kind, m.width, m.height) == (first.kind, first.width, first.height))
-            .collect();
-        if same.len() == 1 {
-            return Some(first.clone());
+    /// The mean of the maps of planes of the same size and kind as the first
+    /// (`channels=all`: R, G and B; chroma planes of another size are left out).
+    pub fn combine(maps: Vec<QualityMap>) -> Option<QualityMap> {
+        let mut maps = maps.into_iter();
+        let mut first = maps.next()?;
+        let mut n = 1.0f32;
+        for m in
+            maps.filter(|m| (m.kind, m.width, m.height) == (first.kind, first.width, first.height))
+        {
+            first
+                .values
+                .iter_mut()
+                .zip(&m.values)
+                .for_each(|(a, b)| *a += b);
+            n += 1.0;
         }
-        let n = same.len() as f32;
-        let values = (0..first.values.len())
-            .map(|i| same.iter().map(|m| m.values[i]).sum::<f32>() / n)
-            .collect();
-        Some(QualityMap {
-            values,
-            ..first.clone()
-        })
+        if n > 1.0 {
+            first.values.iter_mut().for_each(|v| *v /= n);
+        }
+        Some(first)
     }
 }
 
@@ -112,8 +112,8 @@ mod tests {
         let a = QualityMap::new(MapKind::SquaredError, 2, 1, vec![1.0, 3.0]);
         let b = QualityMap::new(MapKind::SquaredError, 2, 1, vec![3.0, 5.0]);
         let small = QualityMap::new(MapKind::SquaredError, 1, 1, vec![100.0]);
-        let c = QualityMap::combine(&[&a, &b, &small]).unwrap();
+        let c = QualityMap::combine(vec![a, b, small]).unwrap();
         assert_eq!(c.values, vec![2.0, 4.0]);
-        assert_eq!(QualityMap::combine(&[]), None);
+        assert_eq!(QualityMap::combine(vec![]), None);
     }
 }

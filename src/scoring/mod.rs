@@ -283,13 +283,15 @@ pub fn psnr(mse: f64, max_value: f64) -> f64 {
 }
 
 /// Combines per-plane scores into one result, weighting planes by sample count.
-pub(crate) fn combine(planes: &[PlaneScores], max_value: f64) -> Scores {
+pub(crate) fn combine(mut planes: Vec<PlaneScores>, max_value: f64) -> Scores {
+    let maps: Vec<QualityMap> = planes.iter_mut().filter_map(|p| p.map.take()).collect();
+    let map = QualityMap::combine(maps);
     let samples: u64 = planes.iter().map(|p| p.samples).sum();
     let total = samples.max(1) as f64;
     let mse = planes.iter().map(|p| p.sse).sum::<f64>() / total;
     let weighted = |f: &dyn Fn(&PlaneScores) -> Option<f64>| -> Option<f64> {
         let mut acc = 0.0;
-        for p in planes {
+        for p in &planes {
             acc += f(p)? * p.samples as f64;
         }
         Some(acc / total)
@@ -305,8 +307,6 @@ pub(crate) fn combine(planes: &[PlaneScores], max_value: f64) -> Scores {
     } else {
         0
     };
-    let maps: Vec<&QualityMap> = planes.iter().filter_map(|p| p.map.as_ref()).collect();
-    let map = QualityMap::combine(&maps);
     let planes = planes
         .iter()
         .map(|p| {
@@ -388,7 +388,7 @@ mod tests {
             map: None,
         };
         let s = combine(
-            &[p(400.0, 100, 0.9), p(0.0, 25, 0.4), p(0.0, 25, 0.4)],
+            vec![p(400.0, 100, 0.9), p(0.0, 25, 0.4), p(0.0, 25, 0.4)],
             255.0,
         );
         assert!((s.mse - 400.0 / 150.0).abs() < 1e-12);

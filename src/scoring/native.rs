@@ -57,9 +57,10 @@ pub fn ssim_cs_into<R: RowSource>(
     let total = outputs
         .into_par_iter()
         .enumerate()
-        .map(|(s, out)| {
+        .map(|(s, map)| {
             let rows = s * strip_rows..((s + 1) * strip_rows).min(out_h);
-            strip(x, y, rows, s + 1 == n_strips, &params, out)
+            let last = s + 1 == n_strips;
+            strip(x, y, Strip { rows, last, map }, &params)
         })
         .reduce(Moments::default, |a, b| Moments {
             ssim: a.ssim + b.ssim,
@@ -81,35 +82,28 @@ struct KernelParams {
     c2: f32,
 }
 
-/// Sums of one strip of output rows (`rows`); the squared error covers the strip's own
-/// input rows, and the last strip's also the window's tail.
-fn strip<R: RowSource>(
-    x: &R,
-    y: &R,
+/// One strip of output rows: the squared error covers its own input rows, and the last
+/// strip's also the window's tail; `map` takes its rows of the SSIM map when asked for.
+struct Strip<'a> {
     rows: Range<usize>,
     last: bool,
-    p: &KernelParams,
-    map: Option<&mut [f32]>,
-) -> Moments {
+    map: Option<&'a mut [f32]>,
+}
+
+/// Sums of one strip.
+fn strip<R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &KernelParams) -> Moments {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { strip_avx2_fma(x, y, rows, last, p, map) };
+        return unsafe { strip_avx2_fma(x, y, s, p) };
     }
-    strip_generic::<Separate, R>(x, y, rows, last, p, map)
+    strip_generic::<Separate, R>(x, y, s, p)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn strip_avx2_fma<R: RowSource>(
-    x: &R,
-    y: &R,
-    rows: Range<usize>,
-    last: bool,
-    p: &KernelParams,
-    map: Option<&mut [f32]>,
-) -> Moments {
-    strip_generic::<Fused, R>(x, y, rows, last, p, map)
+fn strip_avx2_fma<R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &KernelParams) -> Moments {
+    strip_generic::<Fused, R>(x, y, s, p)
 }
 
 /// a·b + c, fused where the CPU has FMA.
@@ -149,14 +143,12 @@ fn weighted_sum<M: MulAdd>(out: &mut [f32], g: &[f32; WINDOW], src: [&[f32]; WIN
 const MAPS: usize = 5;
 
 #[inline(always)]
-fn strip_generic<M: MulAdd, R: RowSource>(
-    x: &R,
-    y: &R,
-    rows: Range<usize>,
-    last: bool,
-    p: &KernelParams,
-    mut map: Option<&mut [f32]>,
-) -> Moments {
+fn strip_generic<M: MulAdd, R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &KernelParams) -> Moments {
+    let Strip {
+        rows,
+        last,
+        mut map,
+    } = s;
     let w = x.width();
     let ow = w - (WINDOW - 1);
     // ring[slot][map] holds one horizontally filtered row of one moment map.
@@ -359,7 +351,7 @@ pub fn score_within(
         bytes: base + if keep_pooled { pooled } else { 0 },
         batch: 1,
     };
-    Ok((combine(&planes, max_value), usage))
+    Ok((combine(planes, max_value), usage))
 }
 
 #[cfg(test)]
@@ -418,7 +410,12 @@ mod tests {
             c1: ssim_constants(255.0).0 as f32,
             c2: ssim_constants(255.0).1 as f32,
         };
-        let g = strip_generic::<Separate, Plane>(&x, &y, 0..31, true, &p, None);
+        let whole = Strip {
+            rows: 0..31,
+            last: true,
+            map: None,
+        };
+        let g = strip_generic::<Separate, Plane>(&x, &y, whole, &p);
         assert!((g.ssim / (43.0 * 31.0) - sd).abs() < 2e-6);
         assert_eq!(g.sse, sse(&x, &y));
     }

@@ -262,7 +262,7 @@ impl TorchScorer {
                             .then(|| plane.map_of(&pairs[b], ssim_map.as_deref(), b)),
                     })
                     .collect();
-                combine(&planes, max_value)
+                combine(planes, max_value)
             })
             .collect())
     }
@@ -415,7 +415,7 @@ impl TorchScorer {
             let y = ImagePlane::new(distorted, sb);
             planes.push(self.plane_banded(&x, &y, opts, max_value, band_rows, &mut usage)?);
         }
-        Ok((combine(&planes, max_value), usage))
+        Ok((combine(planes, max_value), usage))
     }
 
     fn plane_banded(
