@@ -7,8 +7,17 @@
 //! reference frames (a lower frame rate); one that serves none is counted as unpaired, and
 //! so is a reference frame that no distorted frame covers. Frames without timestamps are
 //! paired in arrival order.
+//!
+//! Containers round timestamps (Matroska and WebM to 1 ms): 12 fps frames stored at 0, 83,
+//! 167 ms, with durations rounded too, leave gaps or overlaps of a millisecond around an
+//! exactly timed reference frame (166.67 ms). So for frames with a duration, a distorted
+//! frame that starts within [`ROUNDING_SLACK`] after a reference frame's start is its
+//! partner, and one that ends within the slack before it still covers it (but the last).
 
 use std::collections::VecDeque;
+
+/// How far a timestamp may be off by container rounding (Matroska's 1 ms).
+pub const ROUNDING_SLACK: u64 = 1_000_000;
 
 /// Which input a frame came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +56,9 @@ struct Entry<T> {
     /// Running time this frame starts at (reference) or the window it covers (distorted);
     /// `None` for frames without a timestamp.
     window: Option<(u64, u64)>,
+    /// How far the window's edges may be off: [`ROUNDING_SLACK`] for a window from the
+    /// frame's own duration, 0 for one derived from the frame rate (those have no gaps).
+    slack: u64,
     used: bool,
 }
 
@@ -89,8 +101,8 @@ impl<T: Clone> Pairer<T> {
     /// Queues a frame starting at running time `start` (ns), lasting `duration` (ns).
     pub fn push(&mut self, side: Side, item: T, start: Option<u64>, duration: Option<u64>) {
         let s = side as usize;
+        let known = duration.filter(|d| *d > 0);
         let window = start.map(|start| {
-            let known = duration.filter(|d| *d > 0);
             let gap = self.last_start[s]
                 .and_then(|prev| start.checked_sub(prev))
                 .filter(|g| *g > 0);
@@ -109,6 +121,7 @@ impl<T: Clone> Pairer<T> {
         self.queues[s].push_back(Entry {
             item,
             window,
+            slack: if known.is_some() { ROUNDING_SLACK } else { 0 },
             used: false,
         });
     }
@@ -144,10 +157,11 @@ impl<T: Clone> Pairer<T> {
                 }
                 continue;
             };
-            // Distorted frames that end before this reference frame starts are done.
+            // Distorted frames that end before this reference frame starts (by more than
+            // their rounding) are done.
             while let Some(d) = dists.front() {
                 match d.window {
-                    Some((_, hi)) if hi <= rs => {
+                    Some((_, hi)) if hi.saturating_add(d.slack) <= rs => {
                         if !d.used {
                             out.push(Outcome::UnpairedDistorted);
                         }
@@ -156,8 +170,32 @@ impl<T: Clone> Pairer<T> {
                     _ => break,
                 }
             }
+            // A later frame that starts by this one's start (within its rounding) is the
+            // partner: the frames before it are done.
+            while let Some(Some((lo, _))) = dists.get(1).map(|n| n.window)
+                && lo <= rs.saturating_add(dists[1].slack)
+            {
+                if dists.front().is_some_and(|d| !d.used) {
+                    out.push(Outcome::UnpairedDistorted);
+                }
+                dists.pop_front();
+            }
+            // The front frame ends within its rounding of this start: the next frame may
+            // yet start there. Wait for it, or for the end of the stream.
+            let ends_near = |d: &Entry<T>| {
+                d.window
+                    .is_some_and(|(_, hi)| hi <= rs.saturating_add(d.slack))
+            };
+            if dists.len() == 1 && !dist_eos && dists.front().is_some_and(ends_near) {
+                break;
+            }
+            let more = dists.len() > 1;
             match dists.front_mut() {
-                Some(d) if d.window.is_none_or(|(lo, _)| lo <= rs) => {
+                Some(d)
+                    if d.window.is_none_or(|(lo, hi)| {
+                        lo <= rs.saturating_add(d.slack) && (rs < hi || more)
+                    }) =>
+                {
                     if d.window.is_none() {
                         let d = dists.pop_front().map(|d| d.item);
                         out.extend(d.map(|d| pair(refs, d)));
@@ -168,7 +206,8 @@ impl<T: Clone> Pairer<T> {
                     }
                 }
                 Some(_) => {
-                    // The first distorted frame starts after this one: nothing covers it.
+                    // Nothing covers this frame: the first distorted frame starts after it,
+                    // or the distorted stream ended before it.
                     refs.pop_front();
                     out.push(Outcome::UnpairedReference);
                 }
@@ -335,6 +374,75 @@ mod tests {
         let out = run(&refs, &dists);
         assert_eq!(pairs(&out), vec![(2, 0), (3, 1)]);
         assert_eq!(count(&out, Outcome::UnpairedReference), 2);
+    }
+
+    /// A stream's timestamps and durations as Matroska stores them: rounded to 1 ms.
+    fn rounded(n: u32, period: f64) -> Vec<(u32, Option<u64>, Option<u64>)> {
+        let ms = |t: f64| (t / MS as f64).round() as u64 * MS;
+        (0..n)
+            .map(|i| {
+                let start = i as f64 * period;
+                (i, Some(ms(start)), Some(ms(start + period) - ms(start)))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn timestamps_rounded_by_the_container_still_pair_one_to_one() {
+        // 12 fps: exact in the reference, rounded to 1 ms in the distorted stream (0, 83,
+        // 167, 250, ... with durations 83 or 84 ms), and the other way round.
+        let period = 1e9 / 12.0;
+        let exact: Vec<_> = (0..24)
+            .map(|i| {
+                let start = (i as f64 * period) as u64;
+                (
+                    i,
+                    Some(start),
+                    Some(((i + 1) as f64 * period) as u64 - start),
+                )
+            })
+            .collect();
+        let one_to_one: Vec<(u32, u32)> = (0..24).map(|i| (i, i)).collect();
+        for (r, d) in [
+            (&exact, &rounded(24, period)),
+            (&rounded(24, period), &exact),
+        ] {
+            let out = run(r, d);
+            assert_eq!(pairs(&out), one_to_one);
+            assert_eq!(out.len(), 24, "nothing unpaired: {out:?}");
+        }
+        // 30000/1001 fps, both rounded differently (one stream starts 0.4 ms later).
+        let period = 1e9 * 1001.0 / 30000.0;
+        let late: Vec<_> = rounded(30, period)
+            .into_iter()
+            .map(|(i, s, d)| (i, s.map(|s| s + 400_000), d))
+            .collect();
+        assert_eq!(pairs(&run(&rounded(30, period), &late)).len(), 30);
+    }
+
+    #[test]
+    fn the_slack_does_not_pair_frames_a_real_gap_apart() {
+        // Distorted frames 2 ms apart from the reference frame's start on either side:
+        // more than rounding, so the reference frame is unpaired.
+        let out = run(
+            &[(0, Some(10 * MS), Some(MS))],
+            &[(0, Some(0), Some(8 * MS)), (1, Some(12 * MS), Some(8 * MS))],
+        );
+        assert_eq!(pairs(&out), vec![]);
+        assert_eq!(count(&out, Outcome::UnpairedReference), 1);
+        // Within the slack after the last frame's end: past the end of the stream.
+        let out = run(
+            &[(0, Some(8 * MS + 500_000), None)],
+            &[(0, Some(0), Some(8 * MS))],
+        );
+        assert_eq!(pairs(&out), vec![]);
+        // Within the slack of the next frame's start: that frame.
+        let out = run(
+            &[(0, Some(8 * MS + 500_000), None)],
+            &[(0, Some(0), Some(8 * MS)), (1, Some(9 * MS), Some(8 * MS))],
+        );
+        assert_eq!(pairs(&out), vec![(0, 1)]);
+        assert_eq!(count(&out, Outcome::UnpairedDistorted), 1);
     }
 
     #[test]
