@@ -1,5 +1,6 @@
 //! What `comparesink` says about what it compared: the negotiated format, alerts and their
-//! thresholds, and a stats file that keeps every scored pair when the pipeline stops.
+//! thresholds, a stats file that keeps every scored pair when the pipeline stops, and the
+//! worst pair's heat-map.
 
 mod common;
 
@@ -209,4 +210,99 @@ fn the_stats_file_holds_every_scored_pair_after_a_stop() {
         assert_eq!(frames, expected);
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The PNG text chunk `key` of a heat-map, and its size.
+fn heatmap_info(path: &std::path::Path) -> ((u32, u32), impl Fn(&str) -> Option<String>) {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap();
+    let info = reader.info();
+    let size = (info.width, info.height);
+    let chunks: Vec<(String, String)> = info
+        .uncompressed_latin1_text
+        .iter()
+        .map(|t| (t.keyword.clone(), t.text.clone()))
+        .collect();
+    let chunk = move |key: &str| {
+        chunks
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    (size, chunk)
+}
+
+#[test]
+fn the_heat_map_is_the_worst_pair_at_the_compared_size() {
+    // Pair 2 differs most (alternating_run's pattern 1 is a shifted pattern 0; here pair
+    // 2's distorted frame is pattern 5). Compared in a pinned 32×32 tier: 32×24.
+    init();
+    let dir = std::env::temp_dir().join(format!("comparesink-heatmap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let info = video_info(gst_video::VideoFormat::I420, 64, 48, 25);
+    let caps = info.to_caps().unwrap();
+    for metrics in ["psnr+ssim", "psnr"] {
+        let path = dir.join(format!("{metrics}.png"));
+        let p = AppPipeline::new(
+            &format!(
+                "metrics={metrics} heatmap-location={} quality=low \
+                 tiers=high:1024x1024:95,medium:800x800:85,low:32x32:75",
+                path.display()
+            ),
+            &caps,
+            &caps,
+        );
+        let reference = (0..4)
+            .map(|i| timed(frame(&info, pattern(0)), Some(i * 40), Some(40)))
+            .collect();
+        let distorted = (0..4u64)
+            .map(|i| {
+                let k = [0, 1, 5, 1][i as usize];
+                timed(frame(&info, pattern(k)), Some(i * 40), Some(40))
+            })
+            .collect();
+        let run = p.run(reference, distorted);
+        assert_eq!(run.error, None);
+        let (size, chunk) = heatmap_info(&path);
+        assert_eq!(size, (32, 24), "{metrics}");
+        assert_eq!(chunk("frame").as_deref(), Some("2"), "{metrics}");
+        assert_eq!(chunk("pts").as_deref(), Some("80000000"));
+        let (metric, map) = if metrics.contains("ssim") {
+            ("ssim", "ssim")
+        } else {
+            ("mse", "squared-error")
+        };
+        assert_eq!(chunk("metric").as_deref(), Some(metric));
+        assert_eq!(chunk("map").as_deref(), Some(map));
+        // The score written is the worst pair's.
+        let worst = &run.pairs[2];
+        let score: f64 = chunk("score").unwrap().parse().unwrap();
+        let field = if metric == "ssim" { "ssim" } else { "psnr" };
+        let value = f64_field(worst, field);
+        if metric == "ssim" {
+            assert_eq!(score, value);
+        } else {
+            // PSNR from the MSE written: 10·log10(255² / MSE).
+            assert!((10.0 * (255.0f64 * 255.0 / score).log10() - value).abs() < 1e-9);
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_unwritable_heat_map_fails_at_start_up() {
+    init();
+    let pipeline = gst::parse::launch(
+        "videotestsrc num-buffers=1 ! c.reference videotestsrc num-buffers=1 ! c.distorted \
+         comparesink name=c heatmap-location=/nonexistent-dir/heat.png",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let run = run(&pipeline, "c", || {});
+    let error = run.error.expect("an error");
+    assert!(error.contains("/nonexistent-dir/heat.png"), "{error}");
+    assert!(run.pairs.is_empty());
 }
