@@ -17,9 +17,11 @@ for l in sys.stdin:
     m = json.loads(l)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
         print(m["target"]["name"], m["executable"])')
-# The examples test runs the Python example with PyGObject on the host: not a GPU test.
+# The examples test runs the Python example with PyGObject on the host, and the
+# gpucompare_cli test runs the command built on the host (a path fixed at build time) with
+# the host's decoders: neither is a GPU test (quality_maps covers the maps on the GPU).
 while read -r name exe; do
-  [ "$name" = examples ] || cp "$exe" "$out/bin/test-$name"
+  case "$name" in examples|gpucompare_cli) ;; *) cp "$exe" "$out/bin/test-$name" ;; esac
 done <<<"$tests"
 cargo build -q --release --examples --lib
 cp target/release/examples/bench target/release/examples/demo target/release/examples/memory_bench "$out/bin/"
@@ -27,6 +29,7 @@ cp target/release/examples/bench target/release/examples/demo target/release/exa
 # binaries register it themselves, so it stays out of the plugin path they scan.
 cp target/release/libgstgpucompare.so "$out/gpucompare/"
 cp -r tests/fixtures "$out/fixtures"
+cp scripts/torchmetrics_bench.py "$out/"
 
 # GStreamer plugins the tests, the demo and the benchmark use.
 gst_dir=$(pkg-config --variable=pluginsdir gstreamer-1.0)
@@ -91,6 +94,13 @@ for spec in "1080p 1920 1080 240" "4k 3840 2160 60"; do
     printf '%s %s: ' "$1" "$props" | tee -a "$out/bench.log"
     "$here/bin/bench" --ref "$media/$1_ref.yuv" --dist "$media/$1_dist.yuv" --size "$2x$3" --props "$props" 2>&1 | tee -a "$out/bench.log"
   done
+  # The peer on the same frames: torchmetrics' SSIM (luma), batches of 8, same device.
+  if python3 -c 'import torchmetrics' 2>/dev/null; then
+    python3 "$here/torchmetrics_bench.py" "$media/$1_ref.yuv" "$media/$1_dist.yuv" "$2" "$3" \
+      "$GPUCOMPARE_TEST_DEVICE" 8 2>&1 | tee -a "$out/bench.log"
+  else
+    echo "torchmetrics is not installed: no peer figure" | tee -a "$out/bench.log"
+  fi
 done
 echo "== memory" | tee -a "$out/bench.log"
 GPUCOMPARE_BENCH_DEVICE="$GPUCOMPARE_TEST_DEVICE" "$here/bin/memory_bench" 2>&1 | tee -a "$out/bench.log"
