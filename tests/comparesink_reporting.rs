@@ -143,14 +143,16 @@ fn a_threshold_on_a_metric_not_computed_fails_at_start_up() {
     }
 }
 
-/// Plays two endless live-like test sources into comparesink with a stats file, collects
-/// `similarity` messages until `n`, sets the pipeline to NULL, and returns them.
+/// Plays two endless live-like test sources into comparesink with a stats file (and a
+/// heat-map next to it, `path` + `.png`), collects `similarity` messages until `n`, sets
+/// the pipeline to NULL, and returns them.
 fn stop_mid_stream(path: &std::path::Path, n: usize) -> Vec<gst::Structure> {
     init();
     let branch = "videotestsrc pattern=ball ! video/x-raw,format=I420,width=160,height=120";
     let desc = format!(
         "{branch} ! queue ! c.reference {branch} ! videobalance brightness=0.1 ! queue ! c.distorted \
-         comparesink name=c metrics=psnr+ssim channels=all stats-file={}",
+         comparesink name=c metrics=psnr+ssim channels=all stats-file={} heatmap-location={}.png",
+        path.display(),
         path.display()
     );
     let pipeline = gst::parse::launch(&desc).unwrap();
@@ -208,12 +210,17 @@ fn the_stats_file_holds_every_scored_pair_after_a_stop() {
         );
         let expected: Vec<u64> = (0..frames.len() as u64).collect();
         assert_eq!(frames, expected);
+        // The heat-map of the worst pair scored before the stop is written too.
+        let (size, chunk) = heatmap_info(&dir.join(format!("{name}.png")));
+        assert_eq!(size, (160, 120));
+        let frame: u64 = chunk("frame").unwrap().parse().unwrap();
+        assert!(frame < frames.len() as u64, "{frame}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The PNG text chunk `key` of a heat-map, and its size.
-fn heatmap_info(path: &std::path::Path) -> ((u32, u32), impl Fn(&str) -> Option<String>) {
+fn heatmap_info(path: &std::path::Path) -> ((u32, u32), impl Fn(&str) -> Option<String> + use<>) {
     let file = std::fs::File::open(path).unwrap();
     let reader = png::Decoder::new(std::io::BufReader::new(file))
         .read_info()

@@ -83,6 +83,14 @@ impl Heatmap {
     }
 }
 
+/// A session that ends without end of stream (the pipeline stopped) still writes the worst
+/// pair scored, as the stats file keeps every row: nothing scored is lost.
+impl Drop for Heatmap {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
 /// Where a value falls on the colour map: 1 = identical (bright), 0 = worst (dark).
 fn shade(map: &QualityMap) -> impl Fn(f32) -> f64 {
     let kind = map.kind;

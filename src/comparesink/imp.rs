@@ -364,7 +364,7 @@ impl ObjectImpl for CompareSink {
                     .build(),
                 glib::ParamSpecString::builder("heatmap-location")
                     .nick("Heat-map location")
-                    .blurb("Optional PNG file written at the end of the stream: the per-pixel SSIM map (the squared-error map when SSIM is off) of the worst-scoring pair, at the compared size, colour-mapped with viridis (dark = worse), the border SSIM's window cannot reach hatched in grey, and the pair's frame, pts and score in PNG text chunks")
+                    .blurb("Optional PNG file written at the end of the stream (or when the element stops): the per-pixel SSIM map (the squared-error map when SSIM is off) of the worst-scoring pair, at the compared size, colour-mapped with viridis (dark = worse), the border SSIM's window cannot reach hatched in grey, and the pair's frame, pts and score in PNG text chunks")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("sync")
