@@ -159,7 +159,26 @@ impl Default for CompareSink {
 }
 
 impl CompareSink {
-    /// Builds the scorer from the settings: device, stats file. Errors go to the bus.
+    /// Creates an output file a property names, at start-up so that an unwritable path
+    /// fails at once with an error saying which.
+    fn open_output<T>(
+        &self,
+        path: Option<&str>,
+        what: &str,
+        create: impl Fn(&str) -> std::io::Result<T>,
+    ) -> Result<Option<T>, gst::StateChangeError> {
+        let Some(path) = path else { return Ok(None) };
+        create(path).map(Some).map_err(|e| {
+            gst::element_imp_error!(
+                self,
+                gst::ResourceError::OpenWrite,
+                ("Cannot write the {what} '{path}': {e}")
+            );
+            gst::StateChangeError
+        })
+    }
+
+    /// Builds the scorer from the settings: device, stats file, heat-map. Errors go to the bus.
     fn start(&self) -> Result<(), gst::StateChangeError> {
         let settings = lock(&self.settings).clone();
         let options = settings.options();
@@ -176,28 +195,16 @@ impl CompareSink {
             gst::element_imp_error!(self, gst::ResourceError::Settings, ("{e}"));
             gst::StateChangeError
         })?;
-        let stats = match &settings.stats_file {
-            Some(path) => Some(StatsFile::create(path).map_err(|e| {
-                gst::element_imp_error!(
-                    self,
-                    gst::ResourceError::OpenWrite,
-                    ("Cannot write the stats file '{path}': {e}")
-                );
-                gst::StateChangeError
-            })?),
-            None => None,
-        };
-        let heatmap = match &settings.heatmap_location {
-            Some(path) => Some(Heatmap::create(path).map_err(|e| {
-                gst::element_imp_error!(
-                    self,
-                    gst::ResourceError::OpenWrite,
-                    ("Cannot write the heat-map '{path}': {e}")
-                );
-                gst::StateChangeError
-            })?),
-            None => None,
-        };
+        let stats = self.open_output(
+            settings.stats_file.as_deref(),
+            "stats file",
+            StatsFile::create,
+        )?;
+        let heatmap = self.open_output(
+            settings.heatmap_location.as_deref(),
+            "heat-map",
+            Heatmap::create,
+        )?;
         let memory = MemoryPolicy::new(
             &settings.tier,
             engine.monitor_index(),
