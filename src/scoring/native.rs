@@ -1,9 +1,9 @@
 //! The CPU backend: a multi-threaded, cache-blocked kernel in f32.
 //!
 //! SSIM runs as a separable Gaussian filter over strips of rows: each strip filters its
-//! input rows horizontally into a ring of eleven rows of the five moment maps (x, y, x²,
-//! y², xy), then filters that ring vertically and reduces the SSIM and contrast-structure
-//! maps row by row. Samples are shifted by the reference plane's mean first, so that
+//! input rows horizontally into a ring of eleven rows of four moment maps (x, y, x² + y²,
+//! xy: SSIM needs σx² + σy² only as a sum), then filters that ring vertically and reduces
+//! the SSIM and contrast-structure maps row by row. Samples are shifted by the reference plane's mean first, so that
 //! E[x²] − E[x]² loses little to float32 cancellation.
 
 use std::convert::Infallible;
@@ -140,7 +140,8 @@ fn weighted_sum<M: MulAdd>(out: &mut [f32], g: &[f32; WINDOW], src: [&[f32]; WIN
     }
 }
 
-const MAPS: usize = 5;
+/// The moment maps filtered: x, y, x² + y² (σx² + σy² needs only their sum) and xy.
+const MAPS: usize = 4;
 
 #[inline(always)]
 fn strip_generic<M: MulAdd, R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &KernelParams) -> Moments {
@@ -151,12 +152,16 @@ fn strip_generic<M: MulAdd, R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &Kernel
     } = s;
     let w = x.width();
     let ow = w - (WINDOW - 1);
+    // The thread's scratch, reused from strip to strip and frame to frame: every value is
+    // written before it is read, so it is neither cleared nor given back.
+    let mut scratch = SCRATCH.take();
+    scratch.resize((WINDOW * MAPS + MAPS + 2) * ow + MAPS * w, 0.0);
     // ring[slot][map] holds one horizontally filtered row of one moment map.
-    let mut ring = vec![0f32; WINDOW * MAPS * ow];
-    let mut src = vec![0f32; MAPS * w];
-    let mut acc = vec![0f32; MAPS * ow];
-    let mut ssim_row = vec![0f32; ow];
-    let mut cs_row = vec![0f32; ow];
+    let (ring, rest) = scratch.split_at_mut(WINDOW * MAPS * ow);
+    let (src, rest) = rest.split_at_mut(MAPS * w);
+    let (acc, rest) = rest.split_at_mut(MAPS * ow);
+    let (ssim_row, rest) = rest.split_at_mut(ow);
+    let cs_row = &mut rest[..ow];
     let mut m = Moments::default();
     let off = p.offset;
     let own_rows = if last {
@@ -168,8 +173,7 @@ fn strip_generic<M: MulAdd, R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &Kernel
         {
             let (xs, rest) = src.split_at_mut(w);
             let (ys, rest) = rest.split_at_mut(w);
-            let (xx, rest) = rest.split_at_mut(w);
-            let (yy, xy) = rest.split_at_mut(w);
+            let (ss, xy) = rest.split_at_mut(w);
             x.read_row(i, xs);
             y.read_row(i, ys);
             if i < own_rows {
@@ -179,8 +183,7 @@ fn strip_generic<M: MulAdd, R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &Kernel
                 let (a, b) = (xs[j] - off, ys[j] - off);
                 xs[j] = a;
                 ys[j] = b;
-                xx[j] = a * a;
-                yy[j] = b * b;
+                ss[j] = a * a + b * b;
                 xy[j] = a * b;
             }
         }
@@ -205,15 +208,14 @@ fn strip_generic<M: MulAdd, R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &Kernel
         }
         let (mx, rest) = acc.split_at(ow);
         let (my, rest) = rest.split_at(ow);
-        let (mxx, rest) = rest.split_at(ow);
-        let (myy, mxy) = rest.split_at(ow);
+        let (mss, mxy) = rest.split_at(ow);
         for j in 0..ow {
             let (ax, ay) = (mx[j], my[j]);
-            let vx = mxx[j] - ax * ax;
-            let vy = myy[j] - ay * ay;
+            // σx² + σy², so that identical planes give exactly 2·cov here.
+            let variances = mss[j] - (ax * ax + ay * ay);
             let cov = mxy[j] - ax * ay;
             let (ux, uy) = (ax + off, ay + off);
-            let (cs_num, cs_den) = (2.0 * cov + p.c2, vx + vy + p.c2);
+            let (cs_num, cs_den) = (2.0 * cov + p.c2, variances + p.c2);
             let (l_num, l_den) = (2.0 * ux * uy + p.c1, ux * ux + uy * uy + p.c1);
             // Two divisions, so that identical planes give exactly 1 (as libtorch does).
             let cs = cs_num / cs_den;
@@ -222,12 +224,18 @@ fn strip_generic<M: MulAdd, R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &Kernel
         }
         if let Some(map) = map.as_deref_mut() {
             let o = first - rows.start;
-            map[o * ow..(o + 1) * ow].copy_from_slice(&ssim_row);
+            map[o * ow..(o + 1) * ow].copy_from_slice(ssim_row);
         }
-        m.ssim += lane_sum(&ssim_row) as f64;
-        m.cs += lane_sum(&cs_row) as f64;
+        m.ssim += lane_sum(ssim_row) as f64;
+        m.cs += lane_sum(cs_row) as f64;
     }
+    SCRATCH.set(scratch);
     m
+}
+
+thread_local! {
+    /// Each scoring thread's strip buffers (see `strip_generic`).
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Scores of one plane pair. MS-SSIM's pooled planes are stored when `keep_pooled`, and
