@@ -48,10 +48,7 @@ impl Heatmap {
         let Some(map) = scores.map.take() else {
             return;
         };
-        let score = match map.kind {
-            MapKind::Ssim => scores.ssim.unwrap_or(1.0),
-            MapKind::SquaredError => scores.mse,
-        };
+        let score = scores.get(map.kind.metric()).unwrap_or(1.0);
         let candidate = Worst {
             frame,
             pts,
@@ -132,10 +129,6 @@ fn write_png(file: File, worst: &Worst) -> Result<(), png::EncodingError> {
     // Written while EOS waits: fast over small (a 4K map in well under a second).
     encoder.set_compression(png::Compression::Fast);
     let margin = map.kind.margin();
-    let metric = match map.kind {
-        MapKind::Ssim => "ssim",
-        MapKind::SquaredError => "mse",
-    };
     let scale = match map.kind {
         MapKind::Ssim => "viridis(clamp(ssim, 0, 1)): dark = low SSIM".to_string(),
         MapKind::SquaredError => {
@@ -149,7 +142,7 @@ fn write_png(file: File, worst: &Worst) -> Result<(), png::EncodingError> {
             "pts",
             worst.pts.map_or("none".to_string(), |ns| ns.to_string()),
         ),
-        ("metric", metric.to_string()),
+        ("metric", map.kind.metric().name().to_string()),
         ("score", worst.score.to_string()),
         ("map", map.kind.name().to_string()),
         ("colour-map", scale),

@@ -39,6 +39,14 @@ pub struct SimilaritySummary {
 }
 
 impl SimilaritySummary {
+    /// One metric's pooled values, when some pair had it.
+    pub fn pooled_of(&self, metric: Metric) -> Option<&Pooled> {
+        self.pooled
+            .iter()
+            .find(|(m, _)| *m == metric)
+            .map(|(_, p)| p)
+    }
+
     pub fn fields(&self) -> Vec<Field> {
         let mut f = vec![
             some("frames", Value::U64(self.frames)),

@@ -74,7 +74,8 @@ impl Plot {
         let pts: Vec<Option<u64>> = frames.iter().map(|f| f.pts.map(|t| t.nseconds())).collect();
         let numbers: Vec<u64> = frames.iter().map(|f| f.frame).collect();
         let (x_label, x) = x_axis(&pts, &numbers);
-        let x_of = |frame: u64| numbers.iter().position(|&n| n == frame).map(|i| x[i]);
+        // Pairs come in frame order: an alert's pair is found by bisection.
+        let x_of = |frame: u64| numbers.binary_search(&frame).ok().map(|i| x[i]);
         let series = metrics
             .iter()
             .map(|&metric| {
@@ -85,8 +86,8 @@ impl Plot {
                     .collect();
                 let values: Vec<f64> = points.iter().map(|p| p.1).collect();
                 let mean = summary
-                    .and_then(|s| s.pooled.iter().find(|(m, _)| *m == metric))
-                    .map(|(_, p)| p.mean)
+                    .and_then(|s| s.pooled_of(metric))
+                    .map(|p| p.mean)
                     .or_else(|| pooled_mean(metric, &values));
                 Series {
                     metric,

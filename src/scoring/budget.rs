@@ -8,6 +8,7 @@
 //! 128 bytes per pixel, and the convolutions' own workspaces about as much again; for the
 //! native kernel, its per-strip buffers and any pooled planes it keeps.
 
+use super::native::MAPS;
 use super::window::{WINDOW, pooled};
 
 /// libtorch working memory per compared pixel of one pair, in bytes (80 f32 values).
@@ -43,13 +44,17 @@ pub fn band_bytes(width: usize, rows: usize) -> u64 {
     ((rows + HALO) * width) as u64 * (TORCH_BYTES_PER_PIXEL + BAND_HOST_BYTES_PER_PIXEL)
 }
 
-/// Native kernel: working memory on planes `width` wide, the strips that run at once (a
-/// ring of eleven filtered rows of the five moment maps, the input rows and two output
-/// rows each).
-pub fn strip_bytes(width: usize) -> u64 {
+/// Native kernel: the floats one strip works in on planes `width` wide (a ring of eleven
+/// filtered rows of the moment maps, their vertical sums, the input rows of each map and
+/// two output rows).
+pub(crate) fn strip_floats(width: usize) -> usize {
     let ow = width.saturating_sub(WINDOW - 1);
-    let floats = (WINDOW + 1) * 5 * ow + 5 * width + 2 * ow;
-    (rayon::current_num_threads() * floats * 4) as u64
+    (WINDOW + 1) * MAPS * ow + MAPS * width + 2 * ow
+}
+
+/// Native kernel: working memory on planes `width` wide, the strips that run at once.
+pub fn strip_bytes(width: usize) -> u64 {
+    (rayon::current_num_threads() * strip_floats(width) * 4) as u64
 }
 
 /// Native kernel: memory of the pooled planes MS-SSIM keeps for a `width`×`height` plane

@@ -1,6 +1,7 @@
 //! Per-pixel quality maps: where in the frame two images differ, returned by the backends
 //! when [`super::Options::map`] asks for them (the heat-map).
 
+use super::Metric;
 use super::window::WINDOW;
 
 /// What a map's values are.
@@ -17,6 +18,14 @@ impl MapKind {
         match self {
             MapKind::Ssim => "ssim",
             MapKind::SquaredError => "squared-error",
+        }
+    }
+
+    /// The metric whose pair score ranks maps of this kind (SSIM; MSE for squared error).
+    pub fn metric(self) -> Metric {
+        match self {
+            MapKind::Ssim => Metric::Ssim,
+            MapKind::SquaredError => Metric::Mse,
         }
     }
 

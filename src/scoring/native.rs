@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::budget::{pooled_plane_bytes, strip_bytes};
+use super::budget::{pooled_plane_bytes, strip_bytes, strip_floats};
 use super::rows::{
     ImagePlane, Moments, Plane, RowSource, lane_sum, ms_ssim_pooled_lazily, rough_mean,
     squared_difference_sum, squared_error_map, sse,
@@ -141,7 +141,7 @@ fn weighted_sum<M: MulAdd>(out: &mut [f32], g: &[f32; WINDOW], src: [&[f32]; WIN
 }
 
 /// The moment maps filtered: x, y, x² + y² (σx² + σy² needs only their sum) and xy.
-const MAPS: usize = 4;
+pub(crate) const MAPS: usize = 4;
 
 #[inline(always)]
 fn strip_generic<M: MulAdd, R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &KernelParams) -> Moments {
@@ -155,7 +155,7 @@ fn strip_generic<M: MulAdd, R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &Kernel
     // The thread's scratch, reused from strip to strip and frame to frame: every value is
     // written before it is read, so it is neither cleared nor given back.
     let mut scratch = SCRATCH.take();
-    scratch.resize((WINDOW * MAPS + MAPS + 2) * ow + MAPS * w, 0.0);
+    scratch.resize(strip_floats(w), 0.0);
     // ring[slot][map] holds one horizontally filtered row of one moment map.
     let (ring, rest) = scratch.split_at_mut(WINDOW * MAPS * ow);
     let (src, rest) = rest.split_at_mut(MAPS * w);

@@ -38,8 +38,8 @@ pub fn checks(outcome: &Outcome, wanted: &[(Metric, f64)]) -> Vec<Check> {
             mean: outcome
                 .summary
                 .as_ref()
-                .and_then(|s| s.pooled.iter().find(|(m, _)| *m == metric))
-                .map(|(_, p)| p.mean),
+                .and_then(|s| s.pooled_of(metric))
+                .map(|p| p.mean),
         })
         .collect()
 }
@@ -127,6 +127,7 @@ pub fn json(outcome: &Outcome, metrics: &[Metric], checks: &[Check]) -> serde_js
         .iter()
         .map(|a| json_object(&a.fields()).into())
         .collect();
+    let passed = checks.iter().all(Check::passed);
     let checks: Vec<serde_json::Value> = checks
         .iter()
         .map(|c| {
@@ -142,7 +143,7 @@ pub fn json(outcome: &Outcome, metrics: &[Metric], checks: &[Check]) -> serde_js
         "frames": frames,
         "alerts": alerts,
         "summary": outcome.summary.as_ref().map(|s| json_object(&s.fields())),
-        "passed": checks.iter().all(|c| c["passed"] == true),
+        "passed": passed,
         "checks": checks,
     })
 }
