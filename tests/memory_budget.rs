@@ -231,7 +231,7 @@ fn the_cpu_kernel_stays_in_its_budget_and_gives_the_same_scores() {
     let o = every_metric();
     let (free, free_usage) = native::score_within(&x, &y, &o, 0).unwrap();
     // Enough for the strips but not for stored pooled planes: they are recomputed.
-    let budget = strip_bytes(w) + 1024;
+    let budget = strip_bytes() + 1024;
     let (tight, usage) = native::score_within(&x, &y, &o, budget).unwrap();
     assert!(
         usage.bytes <= budget && free_usage.bytes > budget,

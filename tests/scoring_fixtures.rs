@@ -149,10 +149,14 @@ fn run_case(case: &str, mode: ChannelMode) {
         channels: mode,
         map: false,
     };
-    let native = native::score(&r.view(), &d.view(), &opts).unwrap();
-    check(case, mode, &native, "native");
-    #[cfg(feature = "torch")]
-    check_libtorch(case, mode, &r, &d, &native);
+    // Every kernel this CPU can run (portable, AVX2, AVX-512), against the fixtures and
+    // against libtorch.
+    for simd in native::Simd::available() {
+        let (native, _) = native::score_with(simd, &r.view(), &d.view(), &opts, 0).unwrap();
+        check(case, mode, &native, &format!("native {}", simd.name()));
+        #[cfg(feature = "torch")]
+        check_libtorch(case, mode, &r, &d, &native);
+    }
 }
 
 /// libtorch on the test device: the fixtures, and within 1e-5 of the native kernel.
@@ -177,6 +181,11 @@ fn check_libtorch(case: &str, mode: ChannelMode, r: &Image, d: &Image, native: &
             assert!((a - b).abs() < 1e-5, "{case}: native {a} vs {name} {b}");
         }
     }
+    let (a, b) = (native.mse, got[0].mse);
+    assert!(
+        (a - b).abs() <= 1e-5 * a.max(1.0),
+        "{case}: native mse {a} vs {name} {b}"
+    );
 }
 
 #[test]

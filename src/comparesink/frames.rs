@@ -21,14 +21,42 @@ pub struct Prepared {
     pub maps: Option<[SampleMap; 3]>,
 }
 
+/// A converter for one input format, and the pool its output frames come from (so that
+/// a stream's conversions reuse their buffers rather than allocate one per frame).
+struct Conversion {
+    input: gst_video::VideoInfo,
+    output: gst_video::VideoInfo,
+    converter: gst_video::VideoConverter,
+    pool: gst::BufferPool,
+}
+
+impl Drop for Conversion {
+    fn drop(&mut self) {
+        // Frees the pool's idle buffers now; frames still out return to it and are freed.
+        let _ = self.pool.set_active(false);
+    }
+}
+
+/// A buffer pool of frames of `info`.
+fn frame_pool(info: &gst_video::VideoInfo) -> Result<gst::BufferPool, String> {
+    let caps = info
+        .to_caps()
+        .map_err(|e| format!("cannot describe the converted frame: {e}"))?;
+    let size = u32::try_from(info.size()).map_err(|_| "the converted frame is too large")?;
+    let pool = gst_video::VideoBufferPool::new().upcast::<gst::BufferPool>();
+    let mut config = pool.config();
+    config.set_params(Some(&caps), size, 2, 0);
+    pool.set_config(config)
+        .map_err(|e| format!("cannot configure the conversion buffer pool: {e}"))?;
+    pool.set_active(true)
+        .map_err(|e| format!("cannot start the conversion buffer pool: {e}"))?;
+    Ok(pool)
+}
+
 /// One cached converter per input side, and the stream differences already reported.
 #[derive(Default)]
 pub struct Converters {
-    cached: [Option<(
-        gst_video::VideoInfo,
-        gst_video::VideoInfo,
-        gst_video::VideoConverter,
-    )>; 2],
+    cached: [Option<Conversion>; 2],
     /// The caps pair last looked at for differences, and the differences reported.
     last_compared: Option<(gst_video::VideoInfo, gst_video::VideoInfo)>,
     reported: Vec<String>,
@@ -311,7 +339,7 @@ impl Converters {
             .build()
             .map_err(|e| format!("cannot describe the converted frame: {e}"))?;
         let cache = &mut self.cached[slot.min(1)];
-        if !matches!(cache, Some((i, o, _)) if i == info && *o == out_info) {
+        if !matches!(cache, Some(c) if c.input == *info && c.output == out_info) {
             let mut config = gst_video::VideoConverterConfig::new();
             config.set_threads(std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
             // Transfer and primaries are converted when they differ (the defaults leave
@@ -326,12 +354,22 @@ impl Converters {
             config.set_dither_method(gst_video::VideoDitherMethod::None);
             let converter = gst_video::VideoConverter::new(info, &out_info, Some(config))
                 .map_err(|e| format!("cannot convert {info:?} to {out_info:?}: {e}"))?;
-            *cache = Some((info.clone(), out_info.clone(), converter));
+            *cache = Some(Conversion {
+                input: info.clone(),
+                output: out_info.clone(),
+                converter,
+                pool: frame_pool(&out_info)?,
+            });
         }
-        let Some((_, _, converter)) = cache.as_ref() else {
+        let Some(Conversion {
+            converter, pool, ..
+        }) = cache.as_ref()
+        else {
             return Err("no converter".into());
         };
-        let buffer = gst::Buffer::with_size(out_info.size()).map_err(|e| e.to_string())?;
+        let buffer = pool
+            .acquire_buffer(None)
+            .map_err(|e| format!("cannot get a buffer for the converted frame: {e}"))?;
         let mut dest = gst_video::VideoFrame::from_buffer_writable(buffer, &out_info)
             .map_err(|_| "cannot map the conversion buffer".to_string())?;
         converter.frame(&src, &mut dest);
@@ -407,6 +445,32 @@ mod tests {
         assert_eq!(corrected, [0, 0, 2]);
         let nv12 = gst_video::VideoFormatInfo::from_format(gst_video::VideoFormat::Nv12);
         assert_eq!(two_byte_offset_fix(nv12, 2), 0);
+    }
+
+    #[test]
+    fn converted_frames_reuse_their_buffers() {
+        gst::init().unwrap();
+        let reference = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 64, 48)
+            .build()
+            .unwrap();
+        let rgb = gst_video::VideoInfo::builder(gst_video::VideoFormat::Bgrx, 64, 48)
+            .build()
+            .unwrap();
+        let buffer = gst::Buffer::from_mut_slice(vec![90u8; rgb.size()]);
+        let mut converters = Converters::default();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..6 {
+            let p = converters
+                .prepare(1, &buffer, &rgb, (&reference, 64, 48))
+                .unwrap();
+            assert_ne!(p.frame.format(), gst_video::VideoFormat::Bgrx);
+            // SAFETY: reads a field of a live buffer.
+            let pool = unsafe { (*p.frame.buffer().as_ptr()).pool };
+            assert!(!pool.is_null(), "the converted frame is not from a pool");
+            seen.insert(p.frame.plane_data(0).unwrap().as_ptr() as usize);
+        }
+        // Frames converted one at a time cycle through the pool's two buffers.
+        assert!(seen.len() <= 2, "{} buffers for six frames", seen.len());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! 128 bytes per pixel, and the convolutions' own workspaces about as much again; for the
 //! native kernel, its per-strip buffers and any pooled planes it keeps.
 
-use super::native::MAPS;
+use super::native::STRIP_FLOATS;
 use super::window::{WINDOW, pooled};
 
 /// libtorch working memory per compared pixel of one pair, in bytes (80 f32 values).
@@ -44,17 +44,10 @@ pub fn band_bytes(width: usize, rows: usize) -> u64 {
     ((rows + HALO) * width) as u64 * (TORCH_BYTES_PER_PIXEL + BAND_HOST_BYTES_PER_PIXEL)
 }
 
-/// Native kernel: the floats one strip works in on planes `width` wide (a ring of eleven
-/// filtered rows of the moment maps, their vertical sums, the input rows of each map and
-/// two output rows).
-pub(crate) fn strip_floats(width: usize) -> usize {
-    let ow = width.saturating_sub(WINDOW - 1);
-    (WINDOW + 1) * MAPS * ow + MAPS * width + 2 * ow
-}
-
-/// Native kernel: working memory on planes `width` wide, the strips that run at once.
-pub fn strip_bytes(width: usize) -> u64 {
-    (rayon::current_num_threads() * strip_floats(width) * 4) as u64
+/// Native kernel: working memory of the strips that run at once (each a few rows of a
+/// block of columns, whatever the plane's size).
+pub fn strip_bytes() -> u64 {
+    (rayon::current_num_threads() * STRIP_FLOATS * 4) as u64
 }
 
 /// Native kernel: memory of the pooled planes MS-SSIM keeps for a `width`×`height` plane

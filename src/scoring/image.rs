@@ -102,9 +102,20 @@ impl Component<'_> {
         Ok(())
     }
 
-    /// Writes row `y` as f32 into `out` (`out.len() == width`), shifted and mapped.
-    pub(crate) fn row_f32(&self, depth: u32, y: usize, out: &mut [f32]) {
-        self.raw_row_f32(depth, y, out);
+    /// Writes `out.len()` samples of row `y` from column `x0` as f32 into `out`,
+    /// shifted and mapped.
+    /// `n` samples of row `y` from column `x0` as stored, when they are 8-bit,
+    /// contiguous and unmapped.
+    pub(crate) fn bytes(&self, depth: u32, y: usize, x0: usize, n: usize) -> Option<&[u8]> {
+        if depth > 8 || self.pixel_stride != 1 || self.map.is_some() {
+            return None;
+        }
+        let start = self.offset + y * self.stride + x0;
+        self.data.get(start..start + n)
+    }
+
+    pub(crate) fn span_f32(&self, depth: u32, y: usize, x0: usize, out: &mut [f32]) {
+        self.raw_span_f32(depth, y, x0, out);
         if let Some(m) = self.map {
             // Unfused, as libtorch applies it on the device.
             for o in out.iter_mut() {
@@ -113,8 +124,8 @@ impl Component<'_> {
         }
     }
 
-    fn raw_row_f32(&self, depth: u32, y: usize, out: &mut [f32]) {
-        let start = self.offset + y * self.stride;
+    fn raw_span_f32(&self, depth: u32, y: usize, x0: usize, out: &mut [f32]) {
+        let start = self.offset + y * self.stride + x0 * self.pixel_stride;
         if depth > 8 {
             let row = &self.data[start..];
             for (x, o) in out.iter_mut().enumerate() {
@@ -280,7 +291,7 @@ mod tests {
             map: None,
         };
         let mut row = [0f32; 2];
-        c.row_f32(16, 0, &mut row);
+        c.span_f32(16, 0, 0, &mut row);
         assert_eq!(row, [1.0, 256.0]);
         #[cfg(feature = "torch")]
         assert_eq!(c.packed_bytes(16), vec![1, 0, 0, 1]);
@@ -302,14 +313,14 @@ mod tests {
             map: None,
         };
         let mut row = [0f32; 2];
-        c.row_f32(10, 0, &mut row);
+        c.span_f32(10, 0, 0, &mut row);
         assert_eq!(row, [1023.0, 64.0]);
         // Full range to limited range at 10 bits: 64 + v * 876 / 1023.
         c.map = Some(SampleMap {
             gain: 876.0 / 1023.0,
             offset: 64.0,
         });
-        c.row_f32(10, 0, &mut row);
+        c.span_f32(10, 0, 0, &mut row);
         assert_eq!(row[0], 940.0);
         assert!((row[1] - (64.0 + 64.0 * 876.0 / 1023.0)).abs() < 1e-4);
     }

@@ -13,8 +13,19 @@ use super::{ImageView, MapKind, QualityMap, ms_ssim_combine};
 pub trait RowSource: Sync {
     fn width(&self) -> usize;
     fn height(&self) -> usize;
+    /// Writes `out.len()` samples of row `y`, from column `x0`, into `out`.
+    fn read_span(&self, y: usize, x0: usize, out: &mut [f32]);
+
+    /// `n` samples of row `y` from column `x0` as stored, when they are 8-bit, contiguous
+    /// and read unchanged (so that the kernel can convert them with its own instructions).
+    fn bytes(&self, _y: usize, _x0: usize, _n: usize) -> Option<&[u8]> {
+        None
+    }
+
     /// Writes row `y` into `out` (`out.len() == width`).
-    fn read_row(&self, y: usize, out: &mut [f32]);
+    fn read_row(&self, y: usize, out: &mut [f32]) {
+        self.read_span(y, 0, out)
+    }
 }
 
 /// References and boxes of row sources read the same rows.
@@ -31,8 +42,12 @@ where
         (**self).height()
     }
 
-    fn read_row(&self, y: usize, out: &mut [f32]) {
-        (**self).read_row(y, out)
+    fn read_span(&self, y: usize, x0: usize, out: &mut [f32]) {
+        (**self).read_span(y, x0, out)
+    }
+
+    fn bytes(&self, y: usize, x0: usize, n: usize) -> Option<&[u8]> {
+        (**self).bytes(y, x0, n)
     }
 }
 
@@ -57,21 +72,31 @@ impl RowSource for Pooled<'_> {
         pooled(self.src.height())
     }
 
-    fn read_row(&self, j: usize, out: &mut [f32]) {
+    fn read_span(&self, j: usize, x0: usize, out: &mut [f32]) {
+        // Pooled column i averages padded source columns 2i and 2i + 1, where padded
+        // column p is source column p − px (zero outside the plane). Read in chunks so
+        // that the source rows fit on the stack.
+        const CHUNK: usize = 64;
         let (w, h) = (self.src.width(), self.src.height());
         let (px, py) = (w % 2, h % 2);
-        let mut pair = vec![0f32; 2 * (w + 2)];
-        let (top, bottom) = pair.split_at_mut(w + 2);
-        for (dy, row) in [top, bottom].into_iter().enumerate() {
-            match (2 * j + dy).checked_sub(py).filter(|y| *y < h) {
-                Some(y) => self.src.read_row(y, &mut row[px..px + w]),
-                None => row.fill(0.0),
+        let mut rows = [[0f32; 2 * CHUNK]; 2];
+        for (c, out) in out.chunks_mut(CHUNK).enumerate() {
+            let p0 = 2 * (x0 + c * CHUNK);
+            let p1 = p0 + 2 * out.len();
+            let (v0, v1) = (p0.max(px), p1.min(w + px));
+            for (dy, row) in rows.iter_mut().enumerate() {
+                let row = &mut row[..p1 - p0];
+                row.fill(0.0);
+                let y = (2 * j + dy).checked_sub(py).filter(|y| *y < h);
+                if let Some(y) = y.filter(|_| v0 < v1) {
+                    self.src.read_span(y, v0 - px, &mut row[v0 - p0..v1 - p0]);
+                }
             }
-        }
-        let (top, bottom) = pair.split_at(w + 2);
-        for (i, o) in out.iter_mut().enumerate() {
-            let x = 2 * i;
-            *o = (top[x] + top[x + 1] + bottom[x] + bottom[x + 1]) / 4.0;
+            let [top, bottom] = &rows;
+            for (i, o) in out.iter_mut().enumerate() {
+                let x = 2 * i;
+                *o = (top[x] + top[x + 1] + bottom[x] + bottom[x + 1]) / 4.0;
+            }
         }
     }
 }
@@ -105,19 +130,30 @@ impl RowSource for ImagePlane<'_, '_> {
         self.height
     }
 
-    fn read_row(&self, y: usize, out: &mut [f32]) {
-        let depth = self.view.depth;
+    fn bytes(&self, y: usize, x0: usize, n: usize) -> Option<&[u8]> {
         match self.source {
-            PlaneSource::Component(c) => self.view.components[c].row_f32(depth, y, out),
+            PlaneSource::Component(c) => self.view.components[c].bytes(self.view.depth, y, x0, n),
+            PlaneSource::RgbLuma => None,
+        }
+    }
+
+    fn read_span(&self, y: usize, x0: usize, out: &mut [f32]) {
+        let (depth, components) = (self.view.depth, &self.view.components);
+        match self.source {
+            PlaneSource::Component(c) => components[c].span_f32(depth, y, x0, out),
             PlaneSource::RgbLuma => {
-                let mut g = vec![0f32; out.len()];
-                let mut b = vec![0f32; out.len()];
+                // In chunks, so that the green and blue samples fit on the stack.
+                const CHUNK: usize = 256;
                 let [wr, wg, wb] = LUMA_WEIGHTS;
-                self.view.components[0].row_f32(depth, y, out);
-                self.view.components[1].row_f32(depth, y, &mut g);
-                self.view.components[2].row_f32(depth, y, &mut b);
-                for ((o, g), b) in out.iter_mut().zip(&g).zip(&b) {
-                    *o = *o * wr + g * wg + b * wb;
+                let (mut g, mut b) = ([0f32; CHUNK], [0f32; CHUNK]);
+                for (c, out) in out.chunks_mut(CHUNK).enumerate() {
+                    let (x, n) = (x0 + c * CHUNK, out.len());
+                    components[0].span_f32(depth, y, x, out);
+                    components[1].span_f32(depth, y, x, &mut g[..n]);
+                    components[2].span_f32(depth, y, x, &mut b[..n]);
+                    for ((o, g), b) in out.iter_mut().zip(&g).zip(&b) {
+                        *o = *o * wr + g * wg + b * wb;
+                    }
                 }
             }
         }
@@ -141,8 +177,9 @@ impl RowSource for Plane {
         self.height
     }
 
-    fn read_row(&self, y: usize, out: &mut [f32]) {
-        out.copy_from_slice(&self.data[y * self.width..(y + 1) * self.width]);
+    fn read_span(&self, y: usize, x0: usize, out: &mut [f32]) {
+        let start = y * self.width + x0;
+        out.copy_from_slice(&self.data[start..start + out.len()]);
     }
 }
 
@@ -163,16 +200,23 @@ impl Plane {
     /// both ends, and the padding counts in the average (PyTorch's
     /// `avg_pool2d(x, 2, padding=n % 2)`).
     pub fn pooled<R: RowSource>(src: &R) -> Plane {
+        Plane::pooled_into(src, Vec::new())
+    }
+
+    /// [`Plane::pooled`] into `buffer`'s memory (its contents are replaced).
+    pub fn pooled_into<R: RowSource>(src: &R, mut buffer: Vec<f32>) -> Plane {
         let view = Pooled::new(Box::new(src));
         let (pw, ph) = (view.width(), view.height());
-        let mut data = vec![0f32; pw * ph];
-        data.par_chunks_mut(pw.max(1))
+        buffer.clear();
+        buffer.resize(pw * ph, 0.0);
+        buffer
+            .par_chunks_mut(pw.max(1))
             .enumerate()
             .for_each(|(j, out)| view.read_row(j, out));
         Plane {
             width: pw,
             height: ph,
-            data,
+            data: buffer,
         }
     }
 }

@@ -1,20 +1,26 @@
 //! The CPU backend: a multi-threaded, cache-blocked kernel in f32.
 //!
-//! SSIM runs as a separable Gaussian filter over strips of rows: each strip filters its
-//! input rows horizontally into a ring of eleven rows of four moment maps (x, y, x² + y²,
-//! xy: SSIM needs σx² + σy² only as a sum), then filters that ring vertically and reduces
-//! the SSIM and contrast-structure maps row by row. Samples are shifted by the reference plane's mean first, so that
+//! Each plane pair is cut into strips of output rows, scored in parallel by the kernel in
+//! [`kernel`], compiled for each instruction set in [`lanes`] and chosen at run time
+//! ([`Simd`]). Samples are shifted by the reference plane's rough mean first, so that
 //! E[x²] − E[x]² loses little to float32 cancellation.
 
+mod kernel;
+mod lanes;
+mod simd;
+
 use std::convert::Infallible;
-use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::budget::{pooled_plane_bytes, strip_bytes, strip_floats};
+pub(crate) use kernel::STRIP_FLOATS;
+use kernel::{KernelParams, Strip};
+pub use simd::{SIMD_ENV, Simd};
+
+use super::budget::{pooled_plane_bytes, strip_bytes};
 use super::rows::{
-    ImagePlane, Moments, Plane, RowSource, lane_sum, ms_ssim_pooled_lazily, rough_mean,
-    squared_difference_sum, squared_error_map, sse,
+    ImagePlane, Moments, Plane, RowSource, ms_ssim_pooled_lazily, rough_mean, squared_error_map,
+    sse,
 };
 use super::window::{WINDOW, gaussian, ms_ssim_scales};
 use super::{
@@ -25,18 +31,25 @@ use super::{
 /// SSIM, contrast-structure term and squared error of two planes of the same size, at
 /// least [`WINDOW`] wide and high, in one pass.
 pub fn ssim_cs<R: RowSource>(x: &R, y: &R, max_value: f64) -> Moments {
-    ssim_cs_into(x, y, max_value, None)
+    ssim_cs_into(Simd::active(), x, y, max_value, None)
 }
 
-/// [`ssim_cs`], also writing the SSIM map of the valid region into `map` when given
-/// (`(width − 10) × (height − 10)` values, row by row).
+/// [`ssim_cs`] with the kernel compiled for `simd` (which the CPU must support, or the
+/// portable kernel runs), also writing the SSIM map of the valid region into `map` when
+/// given (`(width − 10) × (height − 10)` values, row by row).
 pub fn ssim_cs_into<R: RowSource>(
+    simd: Simd,
     x: &R,
     y: &R,
     max_value: f64,
     map: Option<&mut [f32]>,
 ) -> Moments {
     debug_assert!(x.width() >= WINDOW && x.height() >= WINDOW);
+    let simd = if simd.supported() {
+        simd
+    } else {
+        Simd::Portable
+    };
     let (c1, c2) = ssim_constants(max_value);
     let out_h = x.height() - (WINDOW - 1);
     let params = KernelParams {
@@ -60,14 +73,14 @@ pub fn ssim_cs_into<R: RowSource>(
         .map(|(s, map)| {
             let rows = s * strip_rows..((s + 1) * strip_rows).min(out_h);
             let last = s + 1 == n_strips;
-            strip(x, y, Strip { rows, last, map }, &params)
+            strip(simd, x, y, Strip { rows, last, map }, &params)
         })
         .reduce(Moments::default, |a, b| Moments {
             ssim: a.ssim + b.ssim,
             cs: a.cs + b.cs,
             sse: a.sse + b.sse,
         });
-    let n = (out_h * (x.width() - (WINDOW - 1))) as f64;
+    let n = (out_h * ow) as f64;
     Moments {
         ssim: total.ssim / n,
         cs: total.cs / n,
@@ -75,172 +88,37 @@ pub fn ssim_cs_into<R: RowSource>(
     }
 }
 
-struct KernelParams {
-    g: [f32; WINDOW],
-    offset: f32,
-    c1: f32,
-    c2: f32,
-}
-
-/// One strip of output rows: the squared error covers its own input rows, and the last
-/// strip's also the window's tail; `map` takes its rows of the SSIM map when asked for.
-struct Strip<'a> {
-    rows: Range<usize>,
-    last: bool,
-    map: Option<&'a mut [f32]>,
-}
-
-/// Sums of one strip.
-fn strip<R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &KernelParams) -> Moments {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { strip_avx2_fma(x, y, s, p) };
+/// One strip, with the kernel of a supported instruction set.
+fn strip<R: RowSource>(simd: Simd, x: &R, y: &R, s: Strip<'_>, p: &KernelParams) -> Moments {
+    match simd {
+        // SAFETY: `ssim_cs_into` checked that the CPU supports `simd`.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { strip_avx512(x, y, s, p) },
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { strip_avx2(x, y, s, p) },
+        // SAFETY: the portable lanes need nothing of the CPU.
+        _ => unsafe { kernel::strip::<lanes::Portable, R>(x, y, s, p) },
     }
-    strip_generic::<Separate, R>(x, y, s, p)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn strip_avx2_fma<R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &KernelParams) -> Moments {
-    strip_generic::<Fused, R>(x, y, s, p)
+unsafe fn strip_avx2<R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &KernelParams) -> Moments {
+    // SAFETY: this function's features are those of the lanes.
+    unsafe { kernel::strip::<lanes::Avx2, R>(x, y, s, p) }
 }
 
-/// a·b + c, fused where the CPU has FMA.
-trait MulAdd {
-    fn mul_add(a: f32, b: f32, c: f32) -> f32;
-}
-struct Separate;
-struct Fused;
-impl MulAdd for Separate {
-    #[inline(always)]
-    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
-        a * b + c
-    }
-}
-impl MulAdd for Fused {
-    #[inline(always)]
-    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
-        a.mul_add(b, c)
-    }
-}
-
-/// `out[j] = Σ_k g[k]·src[k][j]` over the eleven taps, with the taps unrolled so that
-/// each output is accumulated in a register.
-#[inline(always)]
-fn weighted_sum<M: MulAdd>(out: &mut [f32], g: &[f32; WINDOW], src: [&[f32]; WINDOW]) {
-    let n = out.len();
-    let s: [&[f32]; WINDOW] = src.map(|s| &s[..n]);
-    for (j, o) in out.iter_mut().enumerate() {
-        let mut acc = s[0][j] * g[0];
-        for k in 1..WINDOW {
-            acc = M::mul_add(s[k][j], g[k], acc);
-        }
-        *o = acc;
-    }
-}
-
-/// The moment maps filtered: x, y, x² + y² (σx² + σy² needs only their sum) and xy.
-pub(crate) const MAPS: usize = 4;
-
-#[inline(always)]
-fn strip_generic<M: MulAdd, R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &KernelParams) -> Moments {
-    let Strip {
-        rows,
-        last,
-        mut map,
-    } = s;
-    let w = x.width();
-    let ow = w - (WINDOW - 1);
-    // The thread's scratch, reused from strip to strip and frame to frame: every value is
-    // written before it is read, so it is neither cleared nor given back.
-    let mut scratch = SCRATCH.take();
-    scratch.resize(strip_floats(w), 0.0);
-    // ring[slot][map] holds one horizontally filtered row of one moment map.
-    let (ring, rest) = scratch.split_at_mut(WINDOW * MAPS * ow);
-    let (src, rest) = rest.split_at_mut(MAPS * w);
-    let (acc, rest) = rest.split_at_mut(MAPS * ow);
-    let (ssim_row, rest) = rest.split_at_mut(ow);
-    let cs_row = &mut rest[..ow];
-    let mut m = Moments::default();
-    let off = p.offset;
-    let own_rows = if last {
-        rows.end + WINDOW - 1
-    } else {
-        rows.end
-    };
-    for i in rows.start..rows.end + WINDOW - 1 {
-        {
-            let (xs, rest) = src.split_at_mut(w);
-            let (ys, rest) = rest.split_at_mut(w);
-            let (ss, xy) = rest.split_at_mut(w);
-            x.read_row(i, xs);
-            y.read_row(i, ys);
-            if i < own_rows {
-                m.sse += squared_difference_sum(xs, ys);
-            }
-            for j in 0..w {
-                let (a, b) = (xs[j] - off, ys[j] - off);
-                xs[j] = a;
-                ys[j] = b;
-                ss[j] = a * a + b * b;
-                xy[j] = a * b;
-            }
-        }
-        let slot = (i - rows.start) % WINDOW;
-        let ring_row = &mut ring[slot * MAPS * ow..(slot + 1) * MAPS * ow];
-        for m in 0..MAPS {
-            let input = &src[m * w..(m + 1) * w];
-            let taps = std::array::from_fn(|k| &input[k..k + ow]);
-            weighted_sum::<M>(&mut ring_row[m * ow..(m + 1) * ow], &p.g, taps);
-        }
-        if i < rows.start + WINDOW - 1 {
-            continue;
-        }
-        // Output row o = i - (WINDOW - 1) uses input rows o ..= i.
-        let first = i + 1 - WINDOW;
-        for m in 0..MAPS {
-            let taps = std::array::from_fn(|k| {
-                let s = (first + k - rows.start) % WINDOW;
-                &ring[(s * MAPS + m) * ow..(s * MAPS + m + 1) * ow]
-            });
-            weighted_sum::<M>(&mut acc[m * ow..(m + 1) * ow], &p.g, taps);
-        }
-        let (mx, rest) = acc.split_at(ow);
-        let (my, rest) = rest.split_at(ow);
-        let (mss, mxy) = rest.split_at(ow);
-        for j in 0..ow {
-            let (ax, ay) = (mx[j], my[j]);
-            // σx² + σy², so that identical planes give exactly 2·cov here.
-            let variances = mss[j] - (ax * ax + ay * ay);
-            let cov = mxy[j] - ax * ay;
-            let (ux, uy) = (ax + off, ay + off);
-            let (cs_num, cs_den) = (2.0 * cov + p.c2, variances + p.c2);
-            let (l_num, l_den) = (2.0 * ux * uy + p.c1, ux * ux + uy * uy + p.c1);
-            // Two divisions, so that identical planes give exactly 1 (as libtorch does).
-            let cs = cs_num / cs_den;
-            cs_row[j] = cs;
-            ssim_row[j] = l_num / l_den * cs;
-        }
-        if let Some(map) = map.as_deref_mut() {
-            let o = first - rows.start;
-            map[o * ow..(o + 1) * ow].copy_from_slice(ssim_row);
-        }
-        m.ssim += lane_sum(ssim_row) as f64;
-        m.cs += lane_sum(cs_row) as f64;
-    }
-    SCRATCH.set(scratch);
-    m
-}
-
-thread_local! {
-    /// Each scoring thread's strip buffers (see `strip_generic`).
-    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn strip_avx512<R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &KernelParams) -> Moments {
+    // SAFETY: this function's features are those of the lanes.
+    unsafe { kernel::strip::<lanes::Avx512, R>(x, y, s, p) }
 }
 
 /// Scores of one plane pair. MS-SSIM's pooled planes are stored when `keep_pooled`, and
 /// otherwise recomputed row by row from the full-size plane as they are read.
 pub(crate) fn plane_scores<R: RowSource>(
+    simd: Simd,
     x: &R,
     y: &R,
     opts: &Options,
@@ -260,7 +138,7 @@ pub(crate) fn plane_scores<R: RowSource>(
     let ssim_map = opts.map && opts.metrics.ssim;
     let (w, h) = (x.width(), x.height());
     let mut map = ssim_map.then(|| vec![0f32; (w - (WINDOW - 1)) * (h - (WINDOW - 1))]);
-    let first = ssim_cs_into(x, y, max_value, map.as_deref_mut());
+    let first = ssim_cs_into(simd, x, y, max_value, map.as_deref_mut());
     let map = match map {
         Some(values) => Some(QualityMap::new(MapKind::Ssim, w, h, values)),
         None => opts.map.then(|| squared_error_map(x, y)),
@@ -280,22 +158,50 @@ pub(crate) fn plane_scores<R: RowSource>(
             let mut planes: Option<(Plane, Plane)> = None;
             for _ in 1..scales {
                 cs.push(last.cs);
+                let (bx, by) = (pooled_buffer(), pooled_buffer());
                 let (px, py) = match &planes {
-                    None => rayon::join(|| Plane::pooled(x), || Plane::pooled(y)),
-                    Some((a, b)) => rayon::join(|| Plane::pooled(a), || Plane::pooled(b)),
+                    None => rayon::join(|| Plane::pooled_into(x, bx), || Plane::pooled_into(y, by)),
+                    Some((a, b)) => {
+                        rayon::join(|| Plane::pooled_into(a, bx), || Plane::pooled_into(b, by))
+                    }
                 };
-                last = ssim_cs(&px, &py, max_value);
-                planes = Some((px, py));
+                last = ssim_cs_into(simd, &px, &py, max_value, None);
+                if let Some((a, b)) = planes.replace((px, py)) {
+                    return_pooled_buffers([a.data, b.data]);
+                }
+            }
+            if let Some((a, b)) = planes {
+                return_pooled_buffers([a.data, b.data]);
             }
             (ms_ssim_combine(&cs, last.ssim), scales)
         } else {
             let Ok(v) = ms_ssim_pooled_lazily::<Infallible>(x, y, first, |px, py| {
-                Ok(ssim_cs(&px, &py, max_value))
+                Ok(ssim_cs_into(simd, &px, &py, max_value, None))
             });
             v
         });
     }
     scores
+}
+
+thread_local! {
+    /// MS-SSIM's pooled planes' buffers, kept from frame to frame by the thread that
+    /// scores.
+    static POOLED: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn pooled_buffer() -> Vec<f32> {
+    POOLED.with_borrow_mut(|b| b.pop()).unwrap_or_default()
+}
+
+/// Keeps the buffers of one scale's planes for the next scale or frame: the largest
+/// four are all a frame needs at once.
+fn return_pooled_buffers(buffers: [Vec<f32>; 2]) {
+    POOLED.with_borrow_mut(|kept| {
+        kept.extend(buffers);
+        kept.sort_by_key(|b| std::cmp::Reverse(b.capacity()));
+        kept.truncate(4);
+    });
 }
 
 /// Scores one image pair on the CPU.
@@ -315,6 +221,18 @@ pub fn score_within(
     opts: &Options,
     budget: u64,
 ) -> Result<(Scores, Usage), Error> {
+    score_with(Simd::active(), reference, distorted, opts, budget)
+}
+
+/// [`score_within`] with the kernel compiled for `simd` (the portable one where the CPU
+/// does not support `simd`).
+pub fn score_with(
+    simd: Simd,
+    reference: &ImageView<'_>,
+    distorted: &ImageView<'_>,
+    opts: &Options,
+    budget: u64,
+) -> Result<(Scores, Usage), Error> {
     reference.check_comparable(distorted, opts.channels)?;
     let max_value = reference.max_value();
     let sources: Vec<_> = planes_for(reference.kind, opts.channels)
@@ -329,11 +247,10 @@ pub fn score_within(
             width: 0,
             height: 0,
         });
-    let base = strip_bytes(widest.width);
+    let base = strip_bytes();
     if budget > 0 && base > budget {
         return Err(Error::Budget(format!(
-            "the CPU kernel needs {base} bytes for {}-pixel-wide planes, the budget is {budget}",
-            widest.width
+            "the CPU kernel needs {base} bytes, the budget is {budget}"
         )));
     }
     let pooled = if opts.metrics.ms_ssim {
@@ -346,6 +263,7 @@ pub fn score_within(
         .into_iter()
         .map(|(sa, sb)| {
             plane_scores(
+                simd,
                 &ImagePlane::new(reference, sa),
                 &ImagePlane::new(distorted, sb),
                 opts,
@@ -401,31 +319,55 @@ mod tests {
         (s / n, c / n)
     }
 
+    /// Every instruction set this CPU has, and the dispatched one.
+    fn each_kernel(mut f: impl FnMut(Simd)) {
+        for simd in Simd::available() {
+            f(simd);
+        }
+    }
+
     #[test]
     fn kernel_matches_the_definition() {
-        let x = plane(53, 41, |i, j| ((i * 7 + j * 13) % 256) as f32);
-        let y = plane(53, 41, |i, j| {
-            ((i * 7 + j * 13 + (i * j) % 17) % 256) as f32
+        // Wide enough for two column blocks and a partial vector; tall enough for strips.
+        for (w, h) in [(53, 41), (2 * kernel::BLOCK + 27, 75)] {
+            let x = plane(w, h, |i, j| ((i * 7 + j * 13) % 256) as f32);
+            let y = plane(w, h, |i, j| ((i * 7 + j * 13 + (i * j) % 17) % 256) as f32);
+            let (sd, cd) = ssim_direct(&x, &y, 255.0);
+            each_kernel(|simd| {
+                let m = ssim_cs_into(simd, &x, &y, 255.0, None);
+                assert!(
+                    (m.ssim - sd).abs() < 2e-6,
+                    "{simd:?} {w}x{h}: {} vs {sd}",
+                    m.ssim
+                );
+                assert!(
+                    (m.cs - cd).abs() < 2e-6,
+                    "{simd:?} {w}x{h}: {} vs {cd}",
+                    m.cs
+                );
+                assert_eq!(m.sse, sse(&x, &y), "{simd:?} {w}x{h}");
+            });
+        }
+    }
+
+    #[test]
+    fn the_kernels_agree_and_write_the_same_map() {
+        let (w, h) = (kernel::BLOCK + 45, 60);
+        let x = plane(w, h, |i, j| ((i * 31 + j * 17 + i * j) % 1021) as f32);
+        let y = plane(w, h, |i, j| ((i * 29 + j * 19) % 1021) as f32);
+        let ow = w - (WINDOW - 1);
+        let mut reference = vec![0f32; ow * (h - (WINDOW - 1))];
+        let base = ssim_cs_into(Simd::Portable, &x, &y, 1023.0, Some(&mut reference));
+        let mean = reference.iter().map(|&v| v as f64).sum::<f64>() / reference.len() as f64;
+        assert!((mean - base.ssim).abs() < 1e-6);
+        each_kernel(|simd| {
+            let mut map = vec![f32::NAN; reference.len()];
+            let m = ssim_cs_into(simd, &x, &y, 1023.0, Some(&mut map));
+            assert!((m.ssim - base.ssim).abs() < 1e-6, "{simd:?}");
+            for (i, (a, b)) in map.iter().zip(&reference).enumerate() {
+                assert!((a - b).abs() < 1e-5, "{simd:?} at {i}: {a} vs {b}");
+            }
         });
-        let m = ssim_cs(&x, &y, 255.0);
-        let (sd, cd) = ssim_direct(&x, &y, 255.0);
-        assert!((m.ssim - sd).abs() < 2e-6, "{} vs {sd}", m.ssim);
-        assert!((m.cs - cd).abs() < 2e-6, "{} vs {cd}", m.cs);
-        // The portable path agrees with the dispatched one.
-        let p = KernelParams {
-            g: gaussian().map(|v| v as f32),
-            offset: rough_mean(&x),
-            c1: ssim_constants(255.0).0 as f32,
-            c2: ssim_constants(255.0).1 as f32,
-        };
-        let whole = Strip {
-            rows: 0..31,
-            last: true,
-            map: None,
-        };
-        let g = strip_generic::<Separate, Plane>(&x, &y, whole, &p);
-        assert!((g.ssim / (43.0 * 31.0) - sd).abs() < 2e-6);
-        assert_eq!(g.sse, sse(&x, &y));
     }
 
     #[test]
@@ -433,9 +375,11 @@ mod tests {
         let x = plane(40, 30, |i, j| ((i * 31 + j * 17) % 251) as f32);
         let zero = plane(40, 30, |_, _| 0.0);
         for x in [x, zero] {
-            let m = ssim_cs(&x, &x, 255.0);
-            assert_eq!((m.ssim, m.cs), (1.0, 1.0));
-            assert_eq!(m.sse, 0.0);
+            each_kernel(|simd| {
+                let m = ssim_cs_into(simd, &x, &x, 255.0, None);
+                assert_eq!((m.ssim, m.cs), (1.0, 1.0), "{simd:?}");
+                assert_eq!(m.sse, 0.0);
+            });
             assert_eq!(sse(&x, &x), 0.0);
         }
     }
