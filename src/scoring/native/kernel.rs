@@ -24,16 +24,27 @@ pub(crate) const MAPS: usize = 4;
 pub(crate) const BLOCK: usize = 128;
 const HALO: usize = WINDOW - 1;
 const CENTRE: usize = WINDOW / 2;
+/// Lanes of the widest vector, and floats per 64-byte cache line.
+const LINE: usize = 16;
 /// Input columns of a block's rows: the block, its halo, and room for the widest vector
-/// to run past the end.
-const SPAN: usize = BLOCK + HALO + 16;
+/// to run past the end, rounded to whole cache lines.
+const SPAN: usize = (BLOCK + HALO + LINE).next_multiple_of(LINE);
 
-/// The floats one strip works in: its six input rows and its ring. They do not depend on
-/// the plane's size.
-pub(crate) const STRIP_FLOATS: usize = 6 * SPAN + WINDOW * MAPS * BLOCK;
+/// The floats one strip works in: its six input rows and its ring, and the slack to start
+/// them on a cache line. They do not depend on the plane's size.
+pub(crate) const STRIP_FLOATS: usize = 6 * SPAN + WINDOW * MAPS * BLOCK + LINE;
+
+/// The terms a pass sums: the SSIM, the contrast-structure term, or both. One term costs
+/// one division per value, both two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Terms {
+    pub ssim: bool,
+    pub cs: bool,
+}
 
 /// What every strip of a plane pair shares.
 pub(crate) struct KernelParams {
+    pub terms: Terms,
     pub g: [f32; WINDOW],
     /// The shift applied to the samples before the moments.
     pub offset: f32,
@@ -71,7 +82,9 @@ pub(super) unsafe fn strip<L: Lanes, R: RowSource>(
     // values, and their results are never used.
     let mut scratch = SCRATCH.take();
     scratch.resize(STRIP_FLOATS, 0.0);
-    let (rows_in, ring) = scratch.split_at_mut(6 * SPAN);
+    // Every row starts on a cache line, so that the ring's loads never straddle two.
+    let skip = scratch.as_ptr().align_offset(4 * LINE).min(LINE);
+    let (rows_in, ring) = scratch[skip..skip + STRIP_FLOATS - LINE].split_at_mut(6 * SPAN);
     let own_rows_end = if s.last {
         s.rows.end + HALO
     } else {
@@ -111,7 +124,13 @@ pub(super) unsafe fn strip<L: Lanes, R: RowSource>(
                 let start = (o - s.rows.start) * ow + c0;
                 &mut m[start..start + bw]
             });
-            let (ssim, cs) = unsafe { vertical::<L>(ring, slots, bw, p, out) };
+            let (ssim, cs) = unsafe {
+                match (p.terms.ssim, p.terms.cs) {
+                    (true, false) => vertical::<L, true, false>(ring, slots, bw, p, out),
+                    (false, true) => vertical::<L, false, true>(ring, slots, bw, p, out),
+                    _ => vertical::<L, true, true>(ring, slots, bw, p, out),
+                }
+            };
             total.ssim += ssim;
             total.cs += cs;
         }
@@ -217,10 +236,10 @@ unsafe fn filter_column<L: Lanes>(
 }
 
 /// The vertical filter of the ring (its rows in window order at `slots`), then the SSIM
-/// and contrast-structure terms of one output row of the block: their sums, and the SSIM
-/// values into `map` when given.
+/// and contrast-structure terms of one output row of the block (those asked for; the
+/// other sums to 0): their sums, and the SSIM values into `map` when given.
 #[inline(always)]
-unsafe fn vertical<L: Lanes>(
+unsafe fn vertical<L: Lanes, const SSIM: bool, const CS: bool>(
     ring: &[f32],
     slots: [usize; WINDOW],
     bw: usize,
@@ -242,19 +261,25 @@ unsafe fn vertical<L: Lanes>(
             let my = filter_column::<L>(&rows, m_offset(1, j), &taps);
             let mss = filter_column::<L>(&rows, m_offset(2, j), &taps);
             let mxy = filter_column::<L>(&rows, m_offset(3, j), &taps);
-            // Unfused throughout, so that identical planes give cs = 1 exactly: then
-            // σx² + σy² = 2·σxy, bit for bit.
-            let mxmy = mx.mul(my);
+            // Unfused throughout, so that identical planes give exactly 1: then
+            // σx² + σy² = 2·σxy and μx² + μy² = 2·μxμy, bit for bit.
             let variances = mss.sub(mx.mul(mx).add(my.mul(my)));
-            let cov = mxy.sub(mxmy);
-            let (ux, uy) = (mx.add(off), my.add(off));
-            let uxuy = ux.mul(uy);
-            let cs = cov.add(cov).add(c2).div(variances.add(c2));
-            let l = uxuy
-                .add(uxuy)
-                .add(c1)
-                .div(ux.mul(ux).add(uy.mul(uy)).add(c1));
-            let ssim = l.mul(cs);
+            let cov = mxy.sub(mx.mul(my));
+            let (cs_num, cs_den) = (cov.add(cov).add(c2), variances.add(c2));
+            let (ssim, cs) = if SSIM {
+                let (ux, uy) = (mx.add(off), my.add(off));
+                let uxuy = ux.mul(uy);
+                let l_num = uxuy.add(uxuy).add(c1);
+                let l_den = ux.mul(ux).add(uy.mul(uy)).add(c1);
+                if CS {
+                    let cs = cs_num.div(cs_den);
+                    (l_num.div(l_den).mul(cs), cs)
+                } else {
+                    (l_num.mul(cs_num).div(l_den.mul(cs_den)), L::splat(0.0))
+                }
+            } else {
+                (L::splat(0.0), cs_num.div(cs_den))
+            };
             let n = bw - j;
             if n >= L::N {
                 ssim_sum = ssim_sum.add(ssim);

@@ -14,6 +14,7 @@ use std::convert::Infallible;
 use rayon::prelude::*;
 
 pub(crate) use kernel::STRIP_FLOATS;
+pub use kernel::Terms;
 use kernel::{KernelParams, Strip};
 pub use simd::{SIMD_ENV, Simd};
 
@@ -31,14 +32,21 @@ use super::{
 /// SSIM, contrast-structure term and squared error of two planes of the same size, at
 /// least [`WINDOW`] wide and high, in one pass.
 pub fn ssim_cs<R: RowSource>(x: &R, y: &R, max_value: f64) -> Moments {
-    ssim_cs_into(Simd::active(), x, y, max_value, None)
+    ssim_cs_into(Simd::active(), BOTH, x, y, max_value, None)
 }
 
+const BOTH: Terms = Terms {
+    ssim: true,
+    cs: true,
+};
+
 /// [`ssim_cs`] with the kernel compiled for `simd` (which the CPU must support, or the
-/// portable kernel runs), also writing the SSIM map of the valid region into `map` when
-/// given (`(width − 10) × (height − 10)` values, row by row).
+/// portable kernel runs), summing the `terms` asked for (the other is 0), also writing the
+/// SSIM map of the valid region into `map` when given (`(width − 10) × (height − 10)`
+/// values, row by row).
 pub fn ssim_cs_into<R: RowSource>(
     simd: Simd,
+    terms: Terms,
     x: &R,
     y: &R,
     max_value: f64,
@@ -52,7 +60,12 @@ pub fn ssim_cs_into<R: RowSource>(
     };
     let (c1, c2) = ssim_constants(max_value);
     let out_h = x.height() - (WINDOW - 1);
+    let terms = Terms {
+        ssim: terms.ssim || map.is_some(),
+        ..terms
+    };
     let params = KernelParams {
+        terms,
         g: gaussian().map(|v| v as f32),
         offset: rough_mean(x),
         c1: c1 as f32,
@@ -138,7 +151,18 @@ pub(crate) fn plane_scores<R: RowSource>(
     let ssim_map = opts.map && opts.metrics.ssim;
     let (w, h) = (x.width(), x.height());
     let mut map = ssim_map.then(|| vec![0f32; (w - (WINDOW - 1)) * (h - (WINDOW - 1))]);
-    let first = ssim_cs_into(simd, x, y, max_value, map.as_deref_mut());
+    // MS-SSIM needs the contrast-structure term of every scale but the last, and the SSIM
+    // of the last only.
+    let scales = if opts.metrics.ms_ssim {
+        ms_ssim_scales(w, h)
+    } else {
+        0
+    };
+    let terms_at = |scale: u32| Terms {
+        ssim: scale == 0 && opts.metrics.ssim || scale + 1 == scales,
+        cs: scale + 1 < scales,
+    };
+    let first = ssim_cs_into(simd, terms_at(0), x, y, max_value, map.as_deref_mut());
     let map = match map {
         Some(values) => Some(QualityMap::new(MapKind::Ssim, w, h, values)),
         None => opts.map.then(|| squared_error_map(x, y)),
@@ -152,11 +176,10 @@ pub(crate) fn plane_scores<R: RowSource>(
     };
     if opts.metrics.ms_ssim {
         scores.ms_ssim = Some(if keep_pooled {
-            let scales = ms_ssim_scales(x.width(), x.height());
             let mut cs = Vec::with_capacity(scales as usize);
             let mut last = first;
             let mut planes: Option<(Plane, Plane)> = None;
-            for _ in 1..scales {
+            for scale in 1..scales {
                 cs.push(last.cs);
                 let (bx, by) = (pooled_buffer(), pooled_buffer());
                 let (px, py) = match &planes {
@@ -165,7 +188,7 @@ pub(crate) fn plane_scores<R: RowSource>(
                         rayon::join(|| Plane::pooled_into(a, bx), || Plane::pooled_into(b, by))
                     }
                 };
-                last = ssim_cs_into(simd, &px, &py, max_value, None);
+                last = ssim_cs_into(simd, terms_at(scale), &px, &py, max_value, None);
                 if let Some((a, b)) = planes.replace((px, py)) {
                     return_pooled_buffers([a.data, b.data]);
                 }
@@ -175,8 +198,10 @@ pub(crate) fn plane_scores<R: RowSource>(
             }
             (ms_ssim_combine(&cs, last.ssim), scales)
         } else {
+            let mut scale = 0;
             let Ok(v) = ms_ssim_pooled_lazily::<Infallible>(x, y, first, |px, py| {
-                Ok(ssim_cs_into(simd, &px, &py, max_value, None))
+                scale += 1;
+                Ok(ssim_cs_into(simd, terms_at(scale), &px, &py, max_value, None))
             });
             v
         });
@@ -334,7 +359,7 @@ mod tests {
             let y = plane(w, h, |i, j| ((i * 7 + j * 13 + (i * j) % 17) % 256) as f32);
             let (sd, cd) = ssim_direct(&x, &y, 255.0);
             each_kernel(|simd| {
-                let m = ssim_cs_into(simd, &x, &y, 255.0, None);
+                let m = ssim_cs_into(simd, BOTH, &x, &y, 255.0, None);
                 assert!(
                     (m.ssim - sd).abs() < 2e-6,
                     "{simd:?} {w}x{h}: {} vs {sd}",
@@ -357,12 +382,12 @@ mod tests {
         let y = plane(w, h, |i, j| ((i * 29 + j * 19) % 1021) as f32);
         let ow = w - (WINDOW - 1);
         let mut reference = vec![0f32; ow * (h - (WINDOW - 1))];
-        let base = ssim_cs_into(Simd::Portable, &x, &y, 1023.0, Some(&mut reference));
+        let base = ssim_cs_into(Simd::Portable, BOTH, &x, &y, 1023.0, Some(&mut reference));
         let mean = reference.iter().map(|&v| v as f64).sum::<f64>() / reference.len() as f64;
         assert!((mean - base.ssim).abs() < 1e-6);
         each_kernel(|simd| {
             let mut map = vec![f32::NAN; reference.len()];
-            let m = ssim_cs_into(simd, &x, &y, 1023.0, Some(&mut map));
+            let m = ssim_cs_into(simd, BOTH, &x, &y, 1023.0, Some(&mut map));
             assert!((m.ssim - base.ssim).abs() < 1e-6, "{simd:?}");
             for (i, (a, b)) in map.iter().zip(&reference).enumerate() {
                 assert!((a - b).abs() < 1e-5, "{simd:?} at {i}: {a} vs {b}");
@@ -376,7 +401,7 @@ mod tests {
         let zero = plane(40, 30, |_, _| 0.0);
         for x in [x, zero] {
             each_kernel(|simd| {
-                let m = ssim_cs_into(simd, &x, &x, 255.0, None);
+                let m = ssim_cs_into(simd, BOTH, &x, &x, 255.0, None);
                 assert_eq!((m.ssim, m.cs), (1.0, 1.0), "{simd:?}");
                 assert_eq!(m.sse, 0.0);
             });
