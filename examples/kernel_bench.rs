@@ -45,7 +45,9 @@ fn i420(data: &[u8], w: usize, h: usize) -> ImageView<'_> {
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [reference, distorted, size, rest @ ..] = args.as_slice() else {
-        return Err("usage: kernel_bench REF.yuv DIST.yuv WxH [ITERATIONS] [luma|all|ms-ssim]".into());
+        return Err(
+            "usage: kernel_bench REF.yuv DIST.yuv WxH [ITERATIONS] [luma|all|ms-ssim]".into(),
+        );
     };
     let (w, h) = size
         .split_once('x')

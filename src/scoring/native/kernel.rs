@@ -32,7 +32,9 @@ const SPAN: usize = (BLOCK + HALO + LINE).next_multiple_of(LINE);
 
 /// The floats one strip works in: its six input rows and its ring, and the slack to start
 /// them on a cache line. They do not depend on the plane's size.
-pub(crate) const STRIP_FLOATS: usize = 6 * SPAN + WINDOW * MAPS * BLOCK + LINE;
+pub(crate) const STRIP_FLOATS: usize = 6 * SPAN + RING * MAPS * BLOCK + LINE;
+/// Rows of the ring: the window, and one more so that output rows are made in pairs.
+const RING: usize = WINDOW + 1;
 
 /// The terms a pass sums: the SSIM, the contrast-structure term, or both. One term costs
 /// one division per value, both two.
@@ -52,12 +54,16 @@ pub(crate) struct KernelParams {
     pub c2: f32,
 }
 
-/// One strip of output rows: the squared error covers its own input rows, and the last
-/// strip's also the window's tail; `map` takes its rows of the SSIM map when asked for.
-pub(crate) struct Strip<'a> {
+/// One tile of output: a strip of rows of one block of columns. Its squared error covers
+/// its own input rows and columns, and those of the window's tail where the tile is the
+/// last of its rows (`last_rows`) or columns. `map` takes its pieces of the SSIM map's rows
+/// when asked for (one per output row, else empty).
+pub(crate) struct Tile<'a> {
     pub rows: Range<usize>,
-    pub last: bool,
-    pub map: Option<&'a mut [f32]>,
+    pub last_rows: bool,
+    /// The block's first output column.
+    pub c0: usize,
+    pub map: Vec<&'a mut [f32]>,
 }
 
 thread_local! {
@@ -65,15 +71,15 @@ thread_local! {
     static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// Sums of one strip.
+/// Sums of one tile.
 ///
 /// # Safety
 /// The CPU has the instruction set `L` is made of.
 #[inline(always)]
-pub(super) unsafe fn strip<L: Lanes, R: RowSource>(
+pub(super) unsafe fn tile<L: Lanes, R: RowSource>(
     x: &R,
     y: &R,
-    s: Strip<'_>,
+    t: Tile<'_>,
     p: &KernelParams,
 ) -> Moments {
     let w = x.width();
@@ -85,55 +91,64 @@ pub(super) unsafe fn strip<L: Lanes, R: RowSource>(
     // Every row starts on a cache line, so that the ring's loads never straddle two.
     let skip = scratch.as_ptr().align_offset(4 * LINE).min(LINE);
     let (rows_in, ring) = scratch[skip..skip + STRIP_FLOATS - LINE].split_at_mut(6 * SPAN);
-    let own_rows_end = if s.last {
-        s.rows.end + HALO
+    let rows = t.rows;
+    let own_rows_end = if t.last_rows {
+        rows.end + HALO
     } else {
-        s.rows.end
+        rows.end
     };
     let mut total = Moments::default();
-    let mut map = s.map;
-    for c0 in (0..ow).step_by(BLOCK) {
-        let bw = BLOCK.min(ow - c0);
-        let n_in = bw + HALO;
-        // The squared error covers the block's own columns, and the last block's halo.
-        let own_cols = if c0 + bw == ow { n_in } else { bw };
-        for i in s.rows.start..s.rows.end + HALO {
-            let (raw, maps) = rows_in.split_at_mut(2 * SPAN);
-            let (xr, yr) = raw.split_at_mut(SPAN);
-            // SAFETY: as below.
-            unsafe {
-                read_samples::<L, R>(x, i, c0, &mut xr[..n_in]);
-                read_samples::<L, R>(y, i, c0, &mut yr[..n_in]);
-            }
-            if i < own_rows_end {
-                total.sse += squared_difference_sum(&xr[..own_cols], &yr[..own_cols]);
-            }
-            // SAFETY (all calls below): the CPU has L's instruction set (this function's
-            // contract), and every vector lies inside its row (see SPAN).
-            unsafe { moment_rows::<L>(xr, yr, maps, n_in, p.offset) };
-            let slot = (i - s.rows.start) % WINDOW;
-            let ring_row = &mut ring[slot * MAPS * BLOCK..(slot + 1) * MAPS * BLOCK];
-            unsafe { horizontal::<L>(maps, ring_row, bw, &p.g) };
-            if i < s.rows.start + HALO {
-                continue;
-            }
-            // Output row o = i − HALO uses input rows o ..= i.
-            let o = i - HALO;
-            let slots = std::array::from_fn(|k| (o + k - s.rows.start) % WINDOW);
-            let out = map.as_deref_mut().map(|m| {
-                let start = (o - s.rows.start) * ow + c0;
-                &mut m[start..start + bw]
-            });
-            let (ssim, cs) = unsafe {
-                match (p.terms.ssim, p.terms.cs) {
-                    (true, false) => vertical::<L, true, false>(ring, slots, bw, p, out),
-                    (false, true) => vertical::<L, false, true>(ring, slots, bw, p, out),
-                    _ => vertical::<L, true, true>(ring, slots, bw, p, out),
-                }
-            };
-            total.ssim += ssim;
-            total.cs += cs;
+    let mut map = t.map;
+    let c0 = t.c0;
+    let bw = BLOCK.min(ow - c0);
+    let n_in = bw + HALO;
+    // The squared error covers the block's own columns, and the last block's halo.
+    let own_cols = if c0 + bw == ow { n_in } else { bw };
+    for i in rows.start..rows.end + HALO {
+        let (raw, maps) = rows_in.split_at_mut(2 * SPAN);
+        let (xr, yr) = raw.split_at_mut(SPAN);
+        // SAFETY (all calls below): the CPU has L's instruction set (this function's
+        // contract), and every vector lies inside its row (see SPAN).
+        unsafe {
+            read_samples::<L, R>(x, i, c0, &mut xr[..n_in]);
+            read_samples::<L, R>(y, i, c0, &mut yr[..n_in]);
         }
+        if i < own_rows_end {
+            total.sse += squared_difference_sum(&xr[..own_cols], &yr[..own_cols]);
+        }
+        unsafe { moment_rows::<L>(xr, yr, maps, n_in, p.offset) };
+        let slot = (i - rows.start) % RING;
+        let ring_row = &mut ring[slot * MAPS * BLOCK..(slot + 1) * MAPS * BLOCK];
+        unsafe { horizontal::<L>(maps, ring_row, bw, &p.g) };
+        // Output row o uses input rows o ..= o + HALO: k is the newest output row the ring
+        // can make. Rows are made in pairs, which share eleven of their twelve ring rows;
+        // an odd last row alone.
+        let Some(k) = (i - rows.start).checked_sub(HALO) else {
+            continue;
+        };
+        let first = if k % 2 == 1 {
+            k - 1
+        } else if k + 1 == rows.len() {
+            k
+        } else {
+            continue;
+        };
+        let slots = std::array::from_fn(|r| (first + r) % RING);
+        let pair = first < k;
+        let outs = match map.get_mut(first..=k) {
+            Some([a, b]) => Some((&mut **a, Some(&mut **b))),
+            Some([a]) => Some((&mut **a, None)),
+            _ => None,
+        };
+        let (ssim, cs) = unsafe {
+            match (p.terms.ssim, p.terms.cs) {
+                (true, false) => vertical::<L, true, false>(ring, slots, pair, bw, p, outs),
+                (false, true) => vertical::<L, false, true>(ring, slots, pair, bw, p, outs),
+                _ => vertical::<L, true, true>(ring, slots, pair, bw, p, outs),
+            }
+        };
+        total.ssim += ssim;
+        total.cs += cs;
     }
     SCRATCH.set(scratch);
     total
@@ -188,13 +203,7 @@ unsafe fn horizontal<L: Lanes>(maps: &[f32], ring_row: &mut [f32], bw: usize, g:
             let src = maps.as_ptr().add(m * SPAN);
             let dst = ring_row.as_mut_ptr().add(m * BLOCK);
             for j in (0..bw).step_by(L::N) {
-                let s = src.add(j);
-                let mut acc = L::load(s.add(CENTRE)).mul(taps[CENTRE]);
-                for k in 0..CENTRE {
-                    let pair = L::load(s.add(k)).add(L::load(s.add(HALO - k)));
-                    acc = pair.mul_add(taps[k], acc);
-                }
-                acc.store(dst.add(j));
+                L::filter11(src.add(j), &taps).store(dst.add(j));
             }
         }
     }
@@ -212,95 +221,181 @@ unsafe fn splat_taps<L: Lanes>(g: &[f32; WINDOW]) -> [L; CENTRE + 1] {
     }
 }
 
-/// Where map `m`'s value at column `j` lies in a ring row.
+/// One vector of the vertical filter of two consecutive output rows: the twelve ring
+/// rows at `at`.
 #[inline(always)]
-fn m_offset(m: usize, j: usize) -> usize {
-    m * BLOCK + j
-}
-
-/// One vector of the vertical filter: the eleven ring rows at `at`.
-#[inline(always)]
-unsafe fn filter_column<L: Lanes>(
-    rows: &[*const f32; WINDOW],
+unsafe fn filter_pair<L: Lanes>(
+    rows: &[*const f32; RING],
     at: usize,
     taps: &[L; CENTRE + 1],
-) -> L {
+) -> (L, L) {
     unsafe {
-        let mut acc = L::load(rows[CENTRE].add(at)).mul(taps[CENTRE]);
+        let row = |k: usize| L::load(rows[k].add(at));
+        let mut a = row(CENTRE).mul(taps[CENTRE]);
+        let mut b = row(CENTRE + 1).mul(taps[CENTRE]);
         for k in 0..CENTRE {
-            let pair = L::load(rows[k].add(at)).add(L::load(rows[HALO - k].add(at)));
-            acc = pair.mul_add(taps[k], acc);
+            a = row(k).add(row(HALO - k)).mul_add(taps[k], a);
+            b = row(k + 1).add(row(HALO + 1 - k)).mul_add(taps[k], b);
+        }
+        (a, b)
+    }
+}
+
+/// One vector of the vertical filter of one output row: the first eleven ring rows at
+/// `at`.
+#[inline(always)]
+unsafe fn filter_one<L: Lanes>(rows: &[*const f32; RING], at: usize, taps: &[L; CENTRE + 1]) -> L {
+    unsafe {
+        let row = |k: usize| L::load(rows[k].add(at));
+        let mut acc = row(CENTRE).mul(taps[CENTRE]);
+        for k in 0..CENTRE {
+            acc = row(k).add(row(HALO - k)).mul_add(taps[k], acc);
         }
         acc
     }
 }
 
-/// The vertical filter of the ring (its rows in window order at `slots`), then the SSIM
-/// and contrast-structure terms of one output row of the block (those asked for; the
-/// other sums to 0): their sums, and the SSIM values into `map` when given.
+/// The SSIM and contrast-structure terms from the filtered moments (each 0 unless asked
+/// for), unfused throughout so that identical planes give exactly 1: then
+/// σx² + σy² = 2·σxy and μx² + μy² = 2·μxμy, bit for bit.
 #[inline(always)]
-unsafe fn vertical<L: Lanes, const SSIM: bool, const CS: bool>(
-    ring: &[f32],
-    slots: [usize; WINDOW],
-    bw: usize,
-    p: &KernelParams,
-    mut map: Option<&mut [f32]>,
-) -> (f64, f64) {
-    debug_assert!(ring.len() == WINDOW * MAPS * BLOCK);
+unsafe fn ssim_terms<L: Lanes, const SSIM: bool, const CS: bool>(
+    mx: L,
+    my: L,
+    mss: L,
+    mxy: L,
+    &[off, c1, c2]: &[L; 3],
+) -> (L, L) {
     unsafe {
-        let taps = splat_taps::<L>(&p.g);
-        let mut rows = [ring.as_ptr(); WINDOW];
-        for (row, slot) in rows.iter_mut().zip(slots) {
-            *row = ring.as_ptr().add(slot * MAPS * BLOCK);
+        let variances = mss.sub(mx.mul(mx).add(my.mul(my)));
+        let cov = mxy.sub(mx.mul(my));
+        let (cs_num, cs_den) = (cov.add(cov).add(c2), variances.add(c2));
+        if !SSIM {
+            return (L::splat(0.0), cs_num.div(cs_den));
         }
-        let (off, c1, c2) = (L::splat(p.offset), L::splat(p.c1), L::splat(p.c2));
-        let (mut ssim_sum, mut cs_sum) = (L::splat(0.0), L::splat(0.0));
-        let (mut ssim_total, mut cs_total) = (0.0, 0.0);
-        for j in (0..bw).step_by(L::N) {
-            let mx = filter_column::<L>(&rows, m_offset(0, j), &taps);
-            let my = filter_column::<L>(&rows, m_offset(1, j), &taps);
-            let mss = filter_column::<L>(&rows, m_offset(2, j), &taps);
-            let mxy = filter_column::<L>(&rows, m_offset(3, j), &taps);
-            // Unfused throughout, so that identical planes give exactly 1: then
-            // σx² + σy² = 2·σxy and μx² + μy² = 2·μxμy, bit for bit.
-            let variances = mss.sub(mx.mul(mx).add(my.mul(my)));
-            let cov = mxy.sub(mx.mul(my));
-            let (cs_num, cs_den) = (cov.add(cov).add(c2), variances.add(c2));
-            let (ssim, cs) = if SSIM {
-                let (ux, uy) = (mx.add(off), my.add(off));
-                let uxuy = ux.mul(uy);
-                let l_num = uxuy.add(uxuy).add(c1);
-                let l_den = ux.mul(ux).add(uy.mul(uy)).add(c1);
-                if CS {
-                    let cs = cs_num.div(cs_den);
-                    (l_num.div(l_den).mul(cs), cs)
-                } else {
-                    (l_num.mul(cs_num).div(l_den.mul(cs_den)), L::splat(0.0))
-                }
-            } else {
-                (L::splat(0.0), cs_num.div(cs_den))
-            };
+        let (ux, uy) = (mx.add(off), my.add(off));
+        let uxuy = ux.mul(uy);
+        let l_num = uxuy.add(uxuy).add(c1);
+        let l_den = ux.mul(ux).add(uy.mul(uy)).add(c1);
+        if CS {
+            let cs = cs_num.div(cs_den);
+            (l_num.div(l_den).mul(cs), cs)
+        } else {
+            (l_num.mul(cs_num).div(l_den.mul(cs_den)), L::splat(0.0))
+        }
+    }
+}
+
+/// Running sums of one block's SSIM and contrast-structure values.
+struct Sums<L> {
+    ssim: L,
+    cs: L,
+    /// The partial vectors', in f64.
+    tail: (f64, f64),
+}
+
+impl<L: Lanes> Sums<L> {
+    #[inline(always)]
+    unsafe fn new() -> Self {
+        Sums {
+            ssim: unsafe { L::splat(0.0) },
+            cs: unsafe { L::splat(0.0) },
+            tail: (0.0, 0.0),
+        }
+    }
+
+    /// Adds the values of columns j.. of a block `bw` wide (only the first `bw − j` lanes
+    /// when fewer than a vector are left), and writes the SSIM values to `map`.
+    #[inline(always)]
+    unsafe fn add(&mut self, (ssim, cs): (L, L), j: usize, bw: usize, map: Option<&mut [f32]>) {
+        unsafe {
             let n = bw - j;
             if n >= L::N {
-                ssim_sum = ssim_sum.add(ssim);
-                cs_sum = cs_sum.add(cs);
-                if let Some(m) = map.as_deref_mut() {
+                self.ssim = self.ssim.add(ssim);
+                self.cs = self.cs.add(cs);
+                if let Some(m) = map {
                     ssim.store(m.as_mut_ptr().add(j));
                 }
             } else {
-                // The block's last, partial vector: only its first n lanes are values.
-                ssim_total += ssim.sum_first(n);
-                cs_total += cs.sum_first(n);
-                if let Some(m) = map.as_deref_mut() {
+                self.tail.0 += ssim.sum_first(n);
+                self.tail.1 += cs.sum_first(n);
+                if let Some(m) = map {
                     let mut tmp = [0f32; 16];
                     ssim.store(tmp.as_mut_ptr());
                     m[j..].copy_from_slice(&tmp[..n]);
                 }
             }
         }
-        (
-            ssim_total + ssim_sum.sum_first(L::N),
-            cs_total + cs_sum.sum_first(L::N),
-        )
+    }
+
+    #[inline(always)]
+    unsafe fn total(self) -> (f64, f64) {
+        unsafe {
+            (
+                self.tail.0 + self.ssim.sum_first(L::N),
+                self.tail.1 + self.cs.sum_first(L::N),
+            )
+        }
+    }
+}
+
+/// The vertical filter of the ring (its rows in window order at `slots`), then the SSIM
+/// and contrast-structure terms of one output row of the block, or of two when `pair`:
+/// their sums, and the SSIM values into `map`'s rows when given.
+#[inline(always)]
+unsafe fn vertical<L: Lanes, const SSIM: bool, const CS: bool>(
+    ring: &[f32],
+    slots: [usize; RING],
+    pair: bool,
+    bw: usize,
+    p: &KernelParams,
+    mut map: Option<(&mut [f32], Option<&mut [f32]>)>,
+) -> (f64, f64) {
+    debug_assert!(ring.len() == RING * MAPS * BLOCK);
+    unsafe {
+        let taps = splat_taps::<L>(&p.g);
+        let mut rows = [ring.as_ptr(); RING];
+        for (row, slot) in rows.iter_mut().zip(slots) {
+            *row = ring.as_ptr().add(slot * MAPS * BLOCK);
+        }
+        let consts = [L::splat(p.offset), L::splat(p.c1), L::splat(p.c2)];
+        let (mut first, mut second) = (Sums::<L>::new(), Sums::<L>::new());
+        for j in (0..bw).step_by(L::N) {
+            let (m0, m1) = match map.as_mut() {
+                Some((a, b)) => (Some(&mut **a), b.as_deref_mut()),
+                None => (None, None),
+            };
+            if pair {
+                let (x0, x1) = filter_pair::<L>(&rows, j, &taps);
+                let (y0, y1) = filter_pair::<L>(&rows, BLOCK + j, &taps);
+                let (ss0, ss1) = filter_pair::<L>(&rows, 2 * BLOCK + j, &taps);
+                let (xy0, xy1) = filter_pair::<L>(&rows, 3 * BLOCK + j, &taps);
+                first.add(
+                    ssim_terms::<L, SSIM, CS>(x0, y0, ss0, xy0, &consts),
+                    j,
+                    bw,
+                    m0,
+                );
+                second.add(
+                    ssim_terms::<L, SSIM, CS>(x1, y1, ss1, xy1, &consts),
+                    j,
+                    bw,
+                    m1,
+                );
+            } else {
+                let mx = filter_one::<L>(&rows, j, &taps);
+                let my = filter_one::<L>(&rows, BLOCK + j, &taps);
+                let mss = filter_one::<L>(&rows, 2 * BLOCK + j, &taps);
+                let mxy = filter_one::<L>(&rows, 3 * BLOCK + j, &taps);
+                first.add(
+                    ssim_terms::<L, SSIM, CS>(mx, my, mss, mxy, &consts),
+                    j,
+                    bw,
+                    m0,
+                );
+            }
+        }
+        let ((s0, c0), (s1, c1)) = (first.total(), second.total());
+        (s0 + s1, c0 + c1)
     }
 }

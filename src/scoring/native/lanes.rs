@@ -25,6 +25,22 @@ pub(super) trait Lanes: Copy {
     unsafe fn div(self, o: Self) -> Self;
     /// `self · b + c`.
     unsafe fn mul_add(self, b: Self, c: Self) -> Self;
+    /// The symmetric 11-tap filter of the values from `p`: for each lane i,
+    /// `Σ_k taps[min(k, 10 − k)] · p[i + k]` (`taps` runs up to the centre), as mirrored
+    /// pairs summed first. Reads `p[..N + 16]`.
+    #[inline(always)]
+    unsafe fn filter11(p: *const f32, taps: &[Self; 6]) -> Self {
+        unsafe {
+            let at = |k: usize| Self::load(p.add(k));
+            let pair = |k: usize| at(k).add(at(10 - k));
+            // Two chains of multiply-adds, half as long.
+            let a = pair(1).mul_add(taps[1], at(5).mul(taps[5]));
+            let b = pair(2).mul_add(taps[2], pair(0).mul(taps[0]));
+            let a = pair(3).mul_add(taps[3], a);
+            let b = pair(4).mul_add(taps[4], b);
+            a.add(b)
+        }
+    }
     /// The sum of the first `n` lanes, in f64.
     unsafe fn sum_first(self, n: usize) -> f64 {
         let mut tmp = [0f32; 16];
@@ -199,6 +215,30 @@ mod x86 {
         #[target_feature(enable = "avx512f,avx2,fma")]
         unsafe fn mul_add(self, b: Self, c: Self) -> Self {
             Avx512(_mm512_fmadd_ps(self.0, b.0, c.0))
+        }
+        /// From two loads and in-register shifts: sixteen-lane loads at other offsets
+        /// would all straddle two cache lines.
+        #[inline]
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        unsafe fn filter11(p: *const f32, taps: &[Self; 6]) -> Self {
+            let lo = _mm512_castps_si512(unsafe { _mm512_loadu_ps(p) });
+            let hi = _mm512_castps_si512(unsafe { _mm512_loadu_ps(p.add(16)) });
+            macro_rules! at {
+                ($k:literal) => {
+                    _mm512_castsi512_ps(_mm512_alignr_epi32::<$k>(hi, lo))
+                };
+            }
+            let pair = |a: __m512, b: __m512| _mm512_add_ps(a, b);
+            let t = taps.map(|t| t.0);
+            let a = _mm512_fmadd_ps(pair(at!(1), at!(9)), t[1], _mm512_mul_ps(at!(5), t[5]));
+            let b = _mm512_fmadd_ps(
+                pair(at!(2), at!(8)),
+                t[2],
+                _mm512_mul_ps(pair(_mm512_castsi512_ps(lo), at!(10)), t[0]),
+            );
+            let a = _mm512_fmadd_ps(pair(at!(3), at!(7)), t[3], a);
+            let b = _mm512_fmadd_ps(pair(at!(4), at!(6)), t[4], b);
+            Avx512(_mm512_add_ps(a, b))
         }
     }
 }

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 pub(crate) use kernel::STRIP_FLOATS;
 pub use kernel::Terms;
-use kernel::{KernelParams, Strip};
+use kernel::{BLOCK, KernelParams, Tile};
 pub use simd::{SIMD_ENV, Simd};
 
 use super::budget::{pooled_plane_bytes, strip_bytes};
@@ -71,22 +71,35 @@ pub fn ssim_cs_into<R: RowSource>(
         c1: c1 as f32,
         c2: c2 as f32,
     };
-    let strips = rayon::current_num_threads() * 4;
-    let strip_rows = out_h.div_ceil(strips).max(8);
-    let n_strips = out_h.div_ceil(strip_rows);
+    // Tiles of a strip of rows by a block of columns, at least four per thread so that
+    // they balance, in as few strips as that allows: each strip filters ten rows more
+    // than it outputs.
     let ow = x.width() - (WINDOW - 1);
-    // Each strip writes its own rows of the map.
-    let outputs: Vec<Option<&mut [f32]>> = match map {
-        Some(map) => map.chunks_mut(strip_rows * ow).map(Some).collect(),
-        None => (0..n_strips).map(|_| None).collect(),
-    };
-    let total = outputs
+    let n_blocks = ow.div_ceil(BLOCK);
+    let wanted = (rayon::current_num_threads() * 4).div_ceil(n_blocks);
+    let strip_rows = out_h.div_ceil(wanted).max(8);
+    let n_strips = out_h.div_ceil(strip_rows);
+    // Each tile writes its pieces of the map's rows.
+    let mut pieces: Vec<Vec<&mut [f32]>> = (0..n_strips * n_blocks).map(|_| Vec::new()).collect();
+    if let Some(map) = map {
+        for (r, row) in map.chunks_mut(ow).enumerate() {
+            for (b, piece) in row.chunks_mut(BLOCK).enumerate() {
+                pieces[r / strip_rows * n_blocks + b].push(piece);
+            }
+        }
+    }
+    let total = pieces
         .into_par_iter()
         .enumerate()
-        .map(|(s, map)| {
-            let rows = s * strip_rows..((s + 1) * strip_rows).min(out_h);
-            let last = s + 1 == n_strips;
-            strip(simd, x, y, Strip { rows, last, map }, &params)
+        .map(|(t, map)| {
+            let s = t / n_blocks;
+            let tile = Tile {
+                rows: s * strip_rows..((s + 1) * strip_rows).min(out_h),
+                last_rows: s + 1 == n_strips,
+                c0: t % n_blocks * BLOCK,
+                map,
+            };
+            score_tile(simd, x, y, tile, &params)
         })
         .reduce(Moments::default, |a, b| Moments {
             ssim: a.ssim + b.ssim,
@@ -101,31 +114,31 @@ pub fn ssim_cs_into<R: RowSource>(
     }
 }
 
-/// One strip, with the kernel of a supported instruction set.
-fn strip<R: RowSource>(simd: Simd, x: &R, y: &R, s: Strip<'_>, p: &KernelParams) -> Moments {
+/// One tile, with the kernel of a supported instruction set.
+fn score_tile<R: RowSource>(simd: Simd, x: &R, y: &R, t: Tile<'_>, p: &KernelParams) -> Moments {
     match simd {
         // SAFETY: `ssim_cs_into` checked that the CPU supports `simd`.
         #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 => unsafe { strip_avx512(x, y, s, p) },
+        Simd::Avx512 => unsafe { tile_avx512(x, y, t, p) },
         #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { strip_avx2(x, y, s, p) },
+        Simd::Avx2 => unsafe { tile_avx2(x, y, t, p) },
         // SAFETY: the portable lanes need nothing of the CPU.
-        _ => unsafe { kernel::strip::<lanes::Portable, R>(x, y, s, p) },
+        _ => unsafe { kernel::tile::<lanes::Portable, R>(x, y, t, p) },
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn strip_avx2<R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &KernelParams) -> Moments {
+unsafe fn tile_avx2<R: RowSource>(x: &R, y: &R, t: Tile<'_>, p: &KernelParams) -> Moments {
     // SAFETY: this function's features are those of the lanes.
-    unsafe { kernel::strip::<lanes::Avx2, R>(x, y, s, p) }
+    unsafe { kernel::tile::<lanes::Avx2, R>(x, y, t, p) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn strip_avx512<R: RowSource>(x: &R, y: &R, s: Strip<'_>, p: &KernelParams) -> Moments {
+unsafe fn tile_avx512<R: RowSource>(x: &R, y: &R, t: Tile<'_>, p: &KernelParams) -> Moments {
     // SAFETY: this function's features are those of the lanes.
-    unsafe { kernel::strip::<lanes::Avx512, R>(x, y, s, p) }
+    unsafe { kernel::tile::<lanes::Avx512, R>(x, y, t, p) }
 }
 
 /// Scores of one plane pair. MS-SSIM's pooled planes are stored when `keep_pooled`, and
@@ -201,7 +214,14 @@ pub(crate) fn plane_scores<R: RowSource>(
             let mut scale = 0;
             let Ok(v) = ms_ssim_pooled_lazily::<Infallible>(x, y, first, |px, py| {
                 scale += 1;
-                Ok(ssim_cs_into(simd, terms_at(scale), &px, &py, max_value, None))
+                Ok(ssim_cs_into(
+                    simd,
+                    terms_at(scale),
+                    &px,
+                    &py,
+                    max_value,
+                    None,
+                ))
             });
             v
         });
