@@ -15,7 +15,7 @@
 use std::ops::Range;
 
 use super::lanes::Lanes;
-use crate::scoring::rows::{Moments, RowSource, squared_difference_sum};
+use crate::scoring::rows::{Moments, RowSource};
 use crate::scoring::window::WINDOW;
 
 /// The moment maps filtered: x, y, x² + y² (σx² + σy² needs only their sum) and xy.
@@ -109,14 +109,10 @@ pub(super) unsafe fn tile<L: Lanes, R: RowSource>(
         let (xr, yr) = raw.split_at_mut(SPAN);
         // SAFETY (all calls below): the CPU has L's instruction set (this function's
         // contract), and every vector lies inside its row (see SPAN).
-        unsafe {
-            read_samples::<L, R>(x, i, c0, &mut xr[..n_in]);
-            read_samples::<L, R>(y, i, c0, &mut yr[..n_in]);
-        }
-        if i < own_rows_end {
-            total.sse += squared_difference_sum(&xr[..own_cols], &yr[..own_cols]);
-        }
-        unsafe { moment_rows::<L>(xr, yr, maps, n_in, p.offset) };
+        let xs = samples(x, i, c0, &mut xr[..n_in]);
+        let ys = samples(y, i, c0, &mut yr[..n_in]);
+        let own = (i < own_rows_end).then_some(own_cols);
+        total.sse += unsafe { moment_rows::<L>(xs, ys, maps, n_in, own, p.offset) };
         let slot = (i - rows.start) % RING;
         let ring_row = &mut ring[slot * MAPS * BLOCK..(slot + 1) * MAPS * BLOCK];
         unsafe { horizontal::<L>(maps, ring_row, bw, &p.g) };
@@ -154,41 +150,83 @@ pub(super) unsafe fn tile<L: Lanes, R: RowSource>(
     total
 }
 
-/// `out.len()` samples of row `i` from column `c0`: 8-bit samples converted here, with
-/// the kernel's instructions, the others by the source.
+/// A block row's samples: 8-bit samples as stored, converted by the kernel with its own
+/// instructions, or samples the source converted into a scratch row.
+#[derive(Clone, Copy)]
+enum Samples<'a> {
+    Bytes(&'a [u8]),
+    Floats(&'a [f32]),
+}
+
+/// `out.len()` samples of row `i` from column `c0`.
 #[inline(always)]
-unsafe fn read_samples<L: Lanes, R: RowSource>(src: &R, i: usize, c0: usize, out: &mut [f32]) {
-    let n = out.len();
-    let Some(bytes) = src.bytes(i, c0, n) else {
-        return src.read_span(i, c0, out);
-    };
-    let whole = n - n % L::N;
-    for j in (0..whole).step_by(L::N) {
-        // SAFETY: j + N <= n, the length of both slices.
-        unsafe { L::load_u8(bytes.as_ptr().add(j)).store(out.as_mut_ptr().add(j)) };
-    }
-    for (o, &b) in out[whole..].iter_mut().zip(&bytes[whole..]) {
-        *o = f32::from(b);
+fn samples<'a, R: RowSource>(src: &'a R, i: usize, c0: usize, out: &'a mut [f32]) -> Samples<'a> {
+    match src.bytes(i, c0, out.len()) {
+        Some(bytes) => Samples::Bytes(bytes),
+        None => {
+            src.read_span(i, c0, out);
+            Samples::Floats(out)
+        }
     }
 }
 
-/// The four moment maps of one block row from its samples: x and y shifted by `offset`,
-/// x² + y² and xy.
+impl Samples<'_> {
+    /// The vector from column `j`; lanes past the samples hold zeros or earlier values.
+    ///
+    /// # Safety
+    /// As [`Lanes`]; a float row has room for a vector from any of its columns (SPAN).
+    #[inline(always)]
+    unsafe fn at<L: Lanes>(self, j: usize) -> L {
+        unsafe {
+            match self {
+                Samples::Floats(f) => L::load(f.as_ptr().add(j)),
+                Samples::Bytes(b) if j + L::N <= b.len() => L::load_u8(b.as_ptr().add(j)),
+                Samples::Bytes(b) => {
+                    // The frame may end with the row: no reading past the samples.
+                    let mut tail = [0u8; 16];
+                    tail[..b.len() - j].copy_from_slice(&b[j..]);
+                    L::load_u8(tail.as_ptr())
+                }
+            }
+        }
+    }
+}
+
+/// The four moment maps of one block row of `n` samples: x and y shifted by `offset`,
+/// x² + y² and xy; and the sum of squared differences over its first `own` columns
+/// (0 when `None`), summed in f32 lanes per row (exact for 8-bit and 10-bit samples).
 #[inline(always)]
-unsafe fn moment_rows<L: Lanes>(xr: &[f32], yr: &[f32], maps: &mut [f32], n: usize, offset: f32) {
+unsafe fn moment_rows<L: Lanes>(
+    xs: Samples<'_>,
+    ys: Samples<'_>,
+    maps: &mut [f32],
+    n: usize,
+    own: Option<usize>,
+    offset: f32,
+) -> f64 {
     debug_assert!(n.next_multiple_of(L::N) <= SPAN && maps.len() == MAPS * SPAN);
-    let (xr, yr, out) = (xr.as_ptr(), yr.as_ptr(), maps.as_mut_ptr());
+    let out = maps.as_mut_ptr();
     unsafe {
         let off = L::splat(offset);
+        let (mut sse, mut sse_tail) = (L::splat(0.0), 0.0);
         for j in (0..n).step_by(L::N) {
-            let a = L::load(xr.add(j)).sub(off);
-            let b = L::load(yr.add(j)).sub(off);
+            let (x, y) = (xs.at::<L>(j), ys.at::<L>(j));
+            if let Some(own) = own.filter(|own| j < *own) {
+                let d = x.sub(y);
+                if j + L::N <= own {
+                    sse = d.mul_add(d, sse);
+                } else {
+                    sse_tail += d.mul(d).sum_first(own - j);
+                }
+            }
+            let (a, b) = (x.sub(off), y.sub(off));
             a.store(out.add(j));
             b.store(out.add(SPAN + j));
             // Unfused, so that identical planes give x² + y² = 2·xy exactly.
             a.mul(a).add(b.mul(b)).store(out.add(2 * SPAN + j));
             a.mul(b).store(out.add(3 * SPAN + j));
         }
+        sse_tail + sse.sum_first(L::N)
     }
 }
 
