@@ -12,6 +12,10 @@
 pub(super) trait Lanes: Copy {
     /// Lanes per vector.
     const N: usize;
+    /// Whether the vertical filter makes output rows in pairs: with 32 vector registers
+    /// the twelve rows of a pair stay in registers; with 16 they spill, and single rows
+    /// are faster.
+    const ROW_PAIRS: bool = false;
     /// Loads `N` values from `p` (no alignment needed).
     unsafe fn load(p: *const f32) -> Self;
     /// Stores `N` values to `p` (no alignment needed).
@@ -30,14 +34,18 @@ pub(super) trait Lanes: Copy {
     /// pairs summed first. Reads `p[..N + 16]`.
     #[inline(always)]
     unsafe fn filter11(p: *const f32, taps: &[Self; 6]) -> Self {
+        // No closures: in the large kernel they can stay calls.
+        macro_rules! pair {
+            ($k:literal) => {
+                Self::load(p.add($k)).add(Self::load(p.add(10 - $k)))
+            };
+        }
         unsafe {
-            let at = |k: usize| Self::load(p.add(k));
-            let pair = |k: usize| at(k).add(at(10 - k));
             // Two chains of multiply-adds, half as long.
-            let a = pair(1).mul_add(taps[1], at(5).mul(taps[5]));
-            let b = pair(2).mul_add(taps[2], pair(0).mul(taps[0]));
-            let a = pair(3).mul_add(taps[3], a);
-            let b = pair(4).mul_add(taps[4], b);
+            let a = pair!(1).mul_add(taps[1], Self::load(p.add(5)).mul(taps[5]));
+            let b = pair!(2).mul_add(taps[2], pair!(0).mul(taps[0]));
+            let a = pair!(3).mul_add(taps[3], a);
+            let b = pair!(4).mul_add(taps[4], b);
             a.add(b)
         }
     }
@@ -49,55 +57,58 @@ pub(super) trait Lanes: Copy {
     }
 }
 
-/// Eight lanes in a plain array, no fused multiply-add: the build's own code generation.
+/// Four lanes in a plain array (one 128-bit register of SSE2 or NEON, the baseline of
+/// x86-64 and AArch64), no fused multiply-add.
 #[derive(Clone, Copy)]
-pub(super) struct Portable([f32; 8]);
+pub(super) struct Portable([f32; 4]);
 
-impl Portable {
-    #[inline(always)]
-    fn zip(self, o: Self, f: impl Fn(f32, f32) -> f32) -> Self {
-        Portable(std::array::from_fn(|i| f(self.0[i], o.0[i])))
-    }
+/// A lane-wise operation of four lanes, written out lane by lane, which the compiler turns
+/// into one vector instruction (closures were left as calls in the large kernel).
+macro_rules! four {
+    ($a:expr, $b:expr, $op:tt) => {{
+        let (a, b) = ($a.0, $b.0);
+        Portable([a[0] $op b[0], a[1] $op b[1], a[2] $op b[2], a[3] $op b[3]])
+    }};
 }
 
 impl Lanes for Portable {
-    const N: usize = 8;
+    const N: usize = 4;
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
-        Portable(unsafe { p.cast::<[f32; 8]>().read_unaligned() })
+        Portable(unsafe { p.cast::<[f32; 4]>().read_unaligned() })
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
-        unsafe { p.cast::<[f32; 8]>().write_unaligned(self.0) }
+        unsafe { p.cast::<[f32; 4]>().write_unaligned(self.0) }
     }
     #[inline(always)]
     unsafe fn splat(v: f32) -> Self {
-        Portable([v; 8])
+        Portable([v; 4])
     }
     #[inline(always)]
     unsafe fn load_u8(p: *const u8) -> Self {
-        let bytes = unsafe { p.cast::<[u8; 8]>().read_unaligned() };
-        Portable(bytes.map(f32::from))
+        let [a, b, c, d] = unsafe { p.cast::<[u8; 4]>().read_unaligned() };
+        Portable([a.into(), b.into(), c.into(), d.into()])
     }
     #[inline(always)]
     unsafe fn add(self, o: Self) -> Self {
-        self.zip(o, |a, b| a + b)
+        four!(self, o, +)
     }
     #[inline(always)]
     unsafe fn sub(self, o: Self) -> Self {
-        self.zip(o, |a, b| a - b)
+        four!(self, o, -)
     }
     #[inline(always)]
     unsafe fn mul(self, o: Self) -> Self {
-        self.zip(o, |a, b| a * b)
+        four!(self, o, *)
     }
     #[inline(always)]
     unsafe fn div(self, o: Self) -> Self {
-        self.zip(o, |a, b| a / b)
+        four!(self, o, /)
     }
     #[inline(always)]
     unsafe fn mul_add(self, b: Self, c: Self) -> Self {
-        Portable(std::array::from_fn(|i| self.0[i] * b.0[i] + c.0[i]))
+        unsafe { self.mul(b).add(c) }
     }
 }
 
@@ -170,6 +181,7 @@ mod x86 {
 
     impl Lanes for Avx512 {
         const N: usize = 16;
+        const ROW_PAIRS: bool = true;
         #[inline]
         #[target_feature(enable = "avx512f,avx2,fma")]
         unsafe fn load(p: *const f32) -> Self {
@@ -228,16 +240,19 @@ mod x86 {
                     _mm512_castsi512_ps(_mm512_alignr_epi32::<$k>(hi, lo))
                 };
             }
-            let pair = |a: __m512, b: __m512| _mm512_add_ps(a, b);
             let t = taps.map(|t| t.0);
-            let a = _mm512_fmadd_ps(pair(at!(1), at!(9)), t[1], _mm512_mul_ps(at!(5), t[5]));
-            let b = _mm512_fmadd_ps(
-                pair(at!(2), at!(8)),
-                t[2],
-                _mm512_mul_ps(pair(_mm512_castsi512_ps(lo), at!(10)), t[0]),
+            let a = _mm512_fmadd_ps(
+                _mm512_add_ps(at!(1), at!(9)),
+                t[1],
+                _mm512_mul_ps(at!(5), t[5]),
             );
-            let a = _mm512_fmadd_ps(pair(at!(3), at!(7)), t[3], a);
-            let b = _mm512_fmadd_ps(pair(at!(4), at!(6)), t[4], b);
+            let b = _mm512_fmadd_ps(
+                _mm512_add_ps(at!(2), at!(8)),
+                t[2],
+                _mm512_mul_ps(_mm512_add_ps(_mm512_castsi512_ps(lo), at!(10)), t[0]),
+            );
+            let a = _mm512_fmadd_ps(_mm512_add_ps(at!(3), at!(7)), t[3], a);
+            let b = _mm512_fmadd_ps(_mm512_add_ps(at!(4), at!(6)), t[4], b);
             Avx512(_mm512_add_ps(a, b))
         }
     }
