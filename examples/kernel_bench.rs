@@ -21,16 +21,7 @@ fn main() {
 /// The Y, U and V planes of an I420 frame at the start of `data`.
 fn i420(data: &[u8], w: usize, h: usize) -> ImageView<'_> {
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-    let plane = |offset, width, height| Component {
-        data,
-        offset,
-        stride: width,
-        pixel_stride: 1,
-        width,
-        height,
-        shift: 0,
-        map: None,
-    };
+    let plane = |offset, width, height| Component::packed8(data, offset, width, height);
     ImageView {
         kind: ColorKind::Yuv,
         depth: 8,

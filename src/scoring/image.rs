@@ -78,6 +78,22 @@ pub fn planes_for(kind: ColorKind, mode: ChannelMode) -> Vec<PlaneSource> {
     }
 }
 
+impl<'a> Component<'a> {
+    /// Tightly packed 8-bit samples, `width`×`height`, from byte `offset` of `data`.
+    pub fn packed8(data: &'a [u8], offset: usize, width: usize, height: usize) -> Self {
+        Component {
+            data,
+            offset,
+            stride: width,
+            pixel_stride: 1,
+            width,
+            height,
+            shift: 0,
+            map: None,
+        }
+    }
+}
+
 impl Component<'_> {
     fn bytes_per_sample(depth: u32) -> usize {
         if depth > 8 { 2 } else { 1 }
@@ -172,16 +188,7 @@ impl<'a> ImageView<'a> {
         ImageView {
             kind: ColorKind::Gray,
             depth: 8,
-            components: vec![Component {
-                data,
-                offset: 0,
-                stride: width,
-                pixel_stride: 1,
-                width,
-                height,
-                shift: 0,
-                map: None,
-            }],
+            components: vec![Component::packed8(data, 0, width, height)],
         }
     }
 
