@@ -33,7 +33,7 @@ const SPAN: usize = (BLOCK + HALO + LINE).next_multiple_of(LINE);
 
 /// The floats one strip works in: its six input rows and its ring, and the slack to start
 /// them on a cache line. They do not depend on the plane's size.
-pub(crate) const STRIP_FLOATS: usize = 6 * SPAN + RING * MAPS * BLOCK + LINE;
+pub(crate) const STRIP_FLOATS: usize = 6 * SPAN + (RING + 1) * MAPS * BLOCK + LINE;
 /// Rows of the ring: the window, and one more so that output rows are made in pairs.
 const RING: usize = WINDOW + 1;
 
@@ -91,7 +91,8 @@ pub(super) unsafe fn tile<L: Lanes, R: RowSource>(
     scratch.resize(STRIP_FLOATS, 0.0);
     // Every row starts on a cache line, so that the ring's loads never straddle two.
     let skip = scratch.as_ptr().align_offset(4 * LINE).min(LINE);
-    let (rows_in, ring) = scratch[skip..skip + STRIP_FLOATS - LINE].split_at_mut(6 * SPAN);
+    let (rows_in, rest) = scratch[skip..skip + STRIP_FLOATS - LINE].split_at_mut(6 * SPAN);
+    let (ring, stage) = rest.split_at_mut(RING * MAPS * BLOCK);
     let rows = t.rows;
     let own_rows_end = if t.last_rows {
         rows.end + HALO
@@ -139,9 +140,9 @@ pub(super) unsafe fn tile<L: Lanes, R: RowSource>(
         };
         let (ssim, cs) = unsafe {
             match (p.terms.ssim, p.terms.cs) {
-                (true, false) => vertical::<L, true, false>(ring, slots, pair, bw, p, outs),
-                (false, true) => vertical::<L, false, true>(ring, slots, pair, bw, p, outs),
-                _ => vertical::<L, true, true>(ring, slots, pair, bw, p, outs),
+                (true, false) => vertical::<L, true, false>(ring, stage, slots, pair, bw, p, outs),
+                (false, true) => vertical::<L, false, true>(ring, stage, slots, pair, bw, p, outs),
+                _ => vertical::<L, true, true>(ring, stage, slots, pair, bw, p, outs),
             }
         };
         total.ssim += ssim;
@@ -384,10 +385,12 @@ impl<L: Lanes> Sums<L> {
 
 /// The vertical filter of the ring (its rows in window order at `slots`), then the SSIM
 /// and contrast-structure terms of one output row of the block, or of two when `pair`:
-/// their sums, and the SSIM values into `map`'s rows when given.
+/// their sums, and the SSIM values into `map`'s rows when given. Lanes that cannot hold a
+/// whole column of the four maps in registers filter each map into `stage` first.
 #[inline(always)]
 unsafe fn vertical<L: Lanes, const SSIM: bool, const CS: bool>(
     ring: &[f32],
+    stage: &mut [f32],
     slots: [usize; RING],
     pair: bool,
     bw: usize,
@@ -403,6 +406,16 @@ unsafe fn vertical<L: Lanes, const SSIM: bool, const CS: bool>(
         }
         let consts = [L::splat(p.offset), L::splat(p.c1), L::splat(p.c2)];
         let (mut first, mut second) = (Sums::<L>::new(), Sums::<L>::new());
+        let staged = !pair && !L::FUSED_VERTICAL;
+        if staged {
+            debug_assert!(stage.len() == MAPS * BLOCK);
+            for m in 0..MAPS {
+                for j in (0..bw).step_by(L::N) {
+                    let at = m * BLOCK + j;
+                    filter_one::<L>(&rows, at, &taps).store(stage.as_mut_ptr().add(at));
+                }
+            }
+        }
         for j in (0..bw).step_by(L::N) {
             let (m0, m1) = match map.as_mut() {
                 Some((a, b)) => (Some(&mut **a), b.as_deref_mut()),
@@ -426,10 +439,23 @@ unsafe fn vertical<L: Lanes, const SSIM: bool, const CS: bool>(
                     m1,
                 );
             } else {
-                let mx = filter_one::<L>(&rows, j, &taps);
-                let my = filter_one::<L>(&rows, BLOCK + j, &taps);
-                let mss = filter_one::<L>(&rows, 2 * BLOCK + j, &taps);
-                let mxy = filter_one::<L>(&rows, 3 * BLOCK + j, &taps);
+                // No closure: in the large kernel it can stay a call.
+                let (mx, my, mss, mxy) = if staged {
+                    let at = stage.as_ptr().add(j);
+                    (
+                        L::load(at),
+                        L::load(at.add(BLOCK)),
+                        L::load(at.add(2 * BLOCK)),
+                        L::load(at.add(3 * BLOCK)),
+                    )
+                } else {
+                    (
+                        filter_one::<L>(&rows, j, &taps),
+                        filter_one::<L>(&rows, BLOCK + j, &taps),
+                        filter_one::<L>(&rows, 2 * BLOCK + j, &taps),
+                        filter_one::<L>(&rows, 3 * BLOCK + j, &taps),
+                    )
+                };
                 first.add(
                     ssim_terms::<L, SSIM, CS>(mx, my, mss, mxy, &consts),
                     j,

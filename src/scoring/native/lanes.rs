@@ -16,6 +16,10 @@ pub(super) trait Lanes: Copy {
     /// the twelve rows of a pair stay in registers; with 16 they spill, and single rows
     /// are faster.
     const ROW_PAIRS: bool = false;
+    /// Whether the vertical filter of the four maps and the SSIM terms run in one pass
+    /// over a row (else each map is filtered into a buffer first): with 16 registers of 8
+    /// lanes or more, fused is faster; with 128-bit registers it spills.
+    const FUSED_VERTICAL: bool = true;
     /// Loads `N` values from `p` (no alignment needed).
     unsafe fn load(p: *const f32) -> Self;
     /// Stores `N` values to `p` (no alignment needed).
@@ -73,6 +77,7 @@ macro_rules! four {
 
 impl Lanes for Portable {
     const N: usize = 4;
+    const FUSED_VERTICAL: bool = false;
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
         Portable(unsafe { p.cast::<[f32; 4]>().read_unaligned() })
