@@ -22,6 +22,12 @@ pub trait RowSource: Sync {
         None
     }
 
+    /// `n` samples of row `y` from column `x0`, when they are stored as f32 (so that the
+    /// kernel reads them where they are).
+    fn floats(&self, _y: usize, _x0: usize, _n: usize) -> Option<&[f32]> {
+        None
+    }
+
     /// Writes row `y` into `out` (`out.len() == width`).
     fn read_row(&self, y: usize, out: &mut [f32]) {
         self.read_span(y, 0, out)
@@ -48,6 +54,10 @@ where
 
     fn bytes(&self, y: usize, x0: usize, n: usize) -> Option<&[u8]> {
         (**self).bytes(y, x0, n)
+    }
+
+    fn floats(&self, y: usize, x0: usize, n: usize) -> Option<&[f32]> {
+        (**self).floats(y, x0, n)
     }
 }
 
@@ -84,12 +94,20 @@ impl RowSource for Pooled<'_> {
             let p0 = 2 * (x0 + c * CHUNK);
             let p1 = p0 + 2 * out.len();
             let (v0, v1) = (p0.max(px), p1.min(w + px));
+            if self.pooled_bytes(j, (p0, p1), out) {
+                continue;
+            }
             for (dy, row) in rows.iter_mut().enumerate() {
                 let row = &mut row[..p1 - p0];
-                row.fill(0.0);
                 let y = (2 * j + dy).checked_sub(py).filter(|y| *y < h);
-                if let Some(y) = y.filter(|_| v0 < v1) {
-                    self.src.read_span(y, v0 - px, &mut row[v0 - p0..v1 - p0]);
+                match y.filter(|_| v0 < v1) {
+                    Some(y) => {
+                        // Zeros only where the padding is.
+                        row[..v0 - p0].fill(0.0);
+                        row[v1 - p0..].fill(0.0);
+                        self.src.read_span(y, v0 - px, &mut row[v0 - p0..v1 - p0]);
+                    }
+                    None => row.fill(0.0),
                 }
             }
             let [top, bottom] = &rows;
@@ -98,6 +116,38 @@ impl RowSource for Pooled<'_> {
                 *o = (top[x] + top[x + 1] + bottom[x] + bottom[x + 1]) / 4.0;
             }
         }
+    }
+}
+
+impl Pooled<'_> {
+    /// Pools padded source columns `p0..p1` of output row `j` straight from 8-bit samples
+    /// when the source has them and no padding is involved; the integer sums are the same
+    /// values the float path adds. Says whether it did.
+    fn pooled_bytes(&self, j: usize, (p0, p1): (usize, usize), out: &mut [f32]) -> bool {
+        let (w, h) = (self.src.width(), self.src.height());
+        let (px, py) = (w % 2, h % 2);
+        let (Some(y0), true) = ((2 * j).checked_sub(py), p0 >= px && p1 <= w + px) else {
+            return false;
+        };
+        if y0 + 1 >= h {
+            return false;
+        }
+        let n = p1 - p0;
+        let (Some(top), Some(bottom)) = (
+            self.src.bytes(y0, p0 - px, n),
+            self.src.bytes(y0 + 1, p0 - px, n),
+        ) else {
+            return false;
+        };
+        for ((o, t), b) in out
+            .iter_mut()
+            .zip(top.chunks_exact(2))
+            .zip(bottom.chunks_exact(2))
+        {
+            let sum = u32::from(t[0]) + u32::from(t[1]) + u32::from(b[0]) + u32::from(b[1]);
+            *o = sum as f32 / 4.0;
+        }
+        true
     }
 }
 
@@ -181,6 +231,11 @@ impl RowSource for Plane {
         let start = y * self.width + x0;
         out.copy_from_slice(&self.data[start..start + out.len()]);
     }
+
+    fn floats(&self, y: usize, x0: usize, n: usize) -> Option<&[f32]> {
+        let start = y * self.width + x0;
+        self.data.get(start..start + n)
+    }
 }
 
 impl Plane {
@@ -207,7 +262,7 @@ impl Plane {
     pub fn pooled_into<R: RowSource>(src: &R, mut buffer: Vec<f32>) -> Plane {
         let view = Pooled::new(Box::new(src));
         let (pw, ph) = (view.width(), view.height());
-        buffer.clear();
+        // Every value is written below: a reused buffer is not cleared first.
         buffer.resize(pw * ph, 0.0);
         buffer
             .par_chunks_mut(pw.max(1))
@@ -349,6 +404,17 @@ mod tests {
         assert_eq!((p.width, p.height), (2, 1));
         // Windows over columns [-1,0] and [1,2]: (0+1+0+4)/4 and (2+3+5+6)/4.
         assert_eq!(p.data, vec![1.25, 4.0]);
+    }
+
+    #[test]
+    fn pooling_8bit_samples_directly_gives_the_float_values() {
+        for (w, h) in [(150, 21), (151, 20), (149, 23)] {
+            let bytes: Vec<u8> = (0..w * h).map(|i| (i * 37 % 256) as u8).collect();
+            let view = ImageView::gray8(&bytes, w, h);
+            let direct = Plane::pooled(&ImagePlane::new(&view, PlaneSource::Component(0)));
+            let floats = plane(w, h, |i, j| bytes[j * w + i] as f32);
+            assert_eq!(direct, Plane::pooled(&floats), "{w}x{h}");
+        }
     }
 
     #[test]

@@ -160,28 +160,36 @@ enum Samples<'a> {
     Floats(&'a [f32]),
 }
 
-/// `out.len()` samples of row `i` from column `c0`.
+/// `out.len()` samples of row `i` from column `c0`: where they are stored, or read into
+/// `out`.
 #[inline(always)]
 fn samples<'a, R: RowSource>(src: &'a R, i: usize, c0: usize, out: &'a mut [f32]) -> Samples<'a> {
-    match src.bytes(i, c0, out.len()) {
-        Some(bytes) => Samples::Bytes(bytes),
-        None => {
-            src.read_span(i, c0, out);
-            Samples::Floats(out)
-        }
+    if let Some(bytes) = src.bytes(i, c0, out.len()) {
+        return Samples::Bytes(bytes);
     }
+    if let Some(floats) = src.floats(i, c0, out.len()) {
+        return Samples::Floats(floats);
+    }
+    src.read_span(i, c0, out);
+    Samples::Floats(out)
 }
 
 impl Samples<'_> {
-    /// The vector from column `j`; lanes past the samples hold zeros or earlier values.
+    /// The vector from column `j`; lanes past the samples hold zeros.
     ///
     /// # Safety
-    /// As [`Lanes`]; a float row has room for a vector from any of its columns (SPAN).
+    /// As [`Lanes`].
     #[inline(always)]
     unsafe fn at<L: Lanes>(self, j: usize) -> L {
         unsafe {
             match self {
-                Samples::Floats(f) => L::load(f.as_ptr().add(j)),
+                Samples::Floats(f) if j + L::N <= f.len() => L::load(f.as_ptr().add(j)),
+                Samples::Floats(f) => {
+                    // The plane may end with the row: no reading past the samples.
+                    let mut tail = [0f32; 16];
+                    tail[..f.len() - j].copy_from_slice(&f[j..]);
+                    L::load(tail.as_ptr())
+                }
                 Samples::Bytes(b) if j + L::N <= b.len() => L::load_u8(b.as_ptr().add(j)),
                 Samples::Bytes(b) => {
                     // The frame may end with the row: no reading past the samples.

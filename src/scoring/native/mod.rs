@@ -194,7 +194,7 @@ pub(crate) fn plane_scores<R: RowSource>(
             let mut planes: Option<(Plane, Plane)> = None;
             for scale in 1..scales {
                 cs.push(last.cs);
-                let (bx, by) = (pooled_buffer(), pooled_buffer());
+                let [bx, by] = pooled_buffers(scale);
                 let (px, py) = match &planes {
                     None => rayon::join(|| Plane::pooled_into(x, bx), || Plane::pooled_into(y, by)),
                     Some((a, b)) => {
@@ -203,11 +203,11 @@ pub(crate) fn plane_scores<R: RowSource>(
                 };
                 last = ssim_cs_into(simd, terms_at(scale), &px, &py, max_value, None);
                 if let Some((a, b)) = planes.replace((px, py)) {
-                    return_pooled_buffers([a.data, b.data]);
+                    keep_pooled_buffers(scale - 1, [a.data, b.data]);
                 }
             }
             if let Some((a, b)) = planes {
-                return_pooled_buffers([a.data, b.data]);
+                keep_pooled_buffers(scales - 1, [a.data, b.data]);
             }
             (ms_ssim_combine(&cs, last.ssim), scales)
         } else {
@@ -230,22 +230,26 @@ pub(crate) fn plane_scores<R: RowSource>(
 }
 
 thread_local! {
-    /// MS-SSIM's pooled planes' buffers, kept from frame to frame by the thread that
-    /// scores.
-    static POOLED: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// MS-SSIM's pooled planes' buffers, one pair per scale, kept from frame to frame by
+    /// the thread that scores: with frames of one size, they are neither reallocated nor
+    /// cleared.
+    static POOLED: std::cell::RefCell<Vec<[Vec<f32>; 2]>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn pooled_buffer() -> Vec<f32> {
-    POOLED.with_borrow_mut(|b| b.pop()).unwrap_or_default()
+fn pooled_buffers(scale: u32) -> [Vec<f32>; 2] {
+    POOLED
+        .with_borrow_mut(|kept| kept.get_mut(scale as usize).map(std::mem::take))
+        .unwrap_or_default()
 }
 
-/// Keeps the buffers of one scale's planes for the next scale or frame: the largest
-/// four are all a frame needs at once.
-fn return_pooled_buffers(buffers: [Vec<f32>; 2]) {
+fn keep_pooled_buffers(scale: u32, buffers: [Vec<f32>; 2]) {
     POOLED.with_borrow_mut(|kept| {
-        kept.extend(buffers);
-        kept.sort_by_key(|b| std::cmp::Reverse(b.capacity()));
-        kept.truncate(4);
+        let scale = scale as usize;
+        if kept.len() <= scale {
+            kept.resize_with(scale + 1, Default::default);
+        }
+        kept[scale] = buffers;
     });
 }
 
