@@ -6,7 +6,7 @@
 
 mod common;
 
-use gstgpucompare::scoring::budget::{band_bytes, strip_bytes};
+use gstgpucompare::scoring::budget::{band_bytes, tile_bytes};
 use gstgpucompare::scoring::budgeted::{BudgetedScorer, SMALLEST_ATTEMPTS};
 use gstgpucompare::scoring::parse_device;
 use gstgpucompare::scoring::torch::TorchScorer;
@@ -231,7 +231,7 @@ fn the_cpu_kernel_stays_in_its_budget_and_gives_the_same_scores() {
     let o = every_metric();
     let (free, free_usage) = native::score_within(&x, &y, &o, 0).unwrap();
     // Enough for the strips but not for stored pooled planes: they are recomputed.
-    let budget = strip_bytes() + 1024;
+    let budget = tile_bytes() + 1024;
     let (tight, usage) = native::score_within(&x, &y, &o, budget).unwrap();
     assert!(
         usage.bytes <= budget && free_usage.bytes > budget,

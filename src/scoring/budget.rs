@@ -6,9 +6,9 @@
 //! backend (`examples/memory_bench.rs`): the float32 tensors alive at the peak of the SSIM
 //! step (inputs, shifted copies, products, the stacked maps, the map arithmetic) are about
 //! 128 bytes per pixel, and the convolutions' own workspaces about as much again; for the
-//! native kernel, its per-strip buffers and any pooled planes it keeps.
+//! native kernel, its per-thread tile buffers and any pooled planes it keeps.
 
-use super::native::STRIP_FLOATS;
+use super::native::TILE_FLOATS;
 use super::window::{WINDOW, pooled};
 
 /// libtorch working memory per compared pixel of one pair, in bytes (80 f32 values).
@@ -44,10 +44,10 @@ pub fn band_bytes(width: usize, rows: usize) -> u64 {
     ((rows + HALO) * width) as u64 * (TORCH_BYTES_PER_PIXEL + BAND_HOST_BYTES_PER_PIXEL)
 }
 
-/// Native kernel: working memory of the strips that run at once (each a few rows of a
+/// Native kernel: working memory of the tiles that run at once (each a few rows of a
 /// block of columns, whatever the plane's size).
-pub fn strip_bytes() -> u64 {
-    (rayon::current_num_threads() * STRIP_FLOATS * 4) as u64
+pub fn tile_bytes() -> u64 {
+    (rayon::current_num_threads() * TILE_FLOATS * 4) as u64
 }
 
 /// Native kernel: memory of the pooled planes MS-SSIM keeps for a `width`×`height` plane

@@ -148,11 +148,7 @@ impl Engine {
 
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
-            Backend::Native => match native::Simd::active() {
-                native::Simd::Avx512 => "native kernel, AVX-512",
-                native::Simd::Avx2 => "native kernel, AVX2",
-                native::Simd::Portable => "native kernel, portable",
-            },
+            Backend::Native => native::Simd::active().backend_name(),
             #[cfg(feature = "torch")]
             Backend::Torch(_) => "libtorch",
         }

@@ -84,22 +84,24 @@ impl RowSource for Pooled<'_> {
 
     fn read_span(&self, j: usize, x0: usize, out: &mut [f32]) {
         // Pooled column i averages padded source columns 2i and 2i + 1, where padded
-        // column p is source column p − px (zero outside the plane). Read in chunks so
-        // that the source rows fit on the stack.
+        // column p is source column p − px, and padded row r source row r − py (zero
+        // outside the plane). Read in chunks so that the source rows fit on the stack.
         const CHUNK: usize = 64;
         let (w, h) = (self.src.width(), self.src.height());
         let (px, py) = (w % 2, h % 2);
+        let source_rows = [0, 1].map(|dy| (2 * j + dy).checked_sub(py).filter(|y| *y < h));
         let mut rows = [[0f32; 2 * CHUNK]; 2];
         for (c, out) in out.chunks_mut(CHUNK).enumerate() {
             let p0 = 2 * (x0 + c * CHUNK);
             let p1 = p0 + 2 * out.len();
             let (v0, v1) = (p0.max(px), p1.min(w + px));
-            if self.pooled_bytes(j, (p0, p1), out) {
+            if let ([Some(top), Some(bottom)], true) = (source_rows, (v0, v1) == (p0, p1))
+                && self.pool_bytes([top, bottom], p0 - px, out)
+            {
                 continue;
             }
-            for (dy, row) in rows.iter_mut().enumerate() {
+            for (row, y) in rows.iter_mut().zip(source_rows) {
                 let row = &mut row[..p1 - p0];
-                let y = (2 * j + dy).checked_sub(py).filter(|y| *y < h);
                 match y.filter(|_| v0 < v1) {
                     Some(y) => {
                         // Zeros only where the padding is.
@@ -120,23 +122,13 @@ impl RowSource for Pooled<'_> {
 }
 
 impl Pooled<'_> {
-    /// Pools padded source columns `p0..p1` of output row `j` straight from 8-bit samples
-    /// when the source has them and no padding is involved; the integer sums are the same
-    /// values the float path adds. Says whether it did.
-    fn pooled_bytes(&self, j: usize, (p0, p1): (usize, usize), out: &mut [f32]) -> bool {
-        let (w, h) = (self.src.width(), self.src.height());
-        let (px, py) = (w % 2, h % 2);
-        let (Some(y0), true) = ((2 * j).checked_sub(py), p0 >= px && p1 <= w + px) else {
-            return false;
-        };
-        if y0 + 1 >= h {
-            return false;
-        }
-        let n = p1 - p0;
-        let (Some(top), Some(bottom)) = (
-            self.src.bytes(y0, p0 - px, n),
-            self.src.bytes(y0 + 1, p0 - px, n),
-        ) else {
+    /// Pools `2 · out.len()` source columns from `x0` of two source rows, no padding
+    /// involved, straight from 8-bit samples when the source has them: the integer sums
+    /// are the values the float path adds. Says whether it did.
+    fn pool_bytes(&self, [top, bottom]: [usize; 2], x0: usize, out: &mut [f32]) -> bool {
+        let n = 2 * out.len();
+        let (Some(top), Some(bottom)) = (self.src.bytes(top, x0, n), self.src.bytes(bottom, x0, n))
+        else {
             return false;
         };
         for ((o, t), b) in out

@@ -31,9 +31,9 @@ const LINE: usize = 16;
 /// to run past the end, rounded to whole cache lines.
 const SPAN: usize = (BLOCK + HALO + LINE).next_multiple_of(LINE);
 
-/// The floats one strip works in: its six input rows and its ring, and the slack to start
-/// them on a cache line. They do not depend on the plane's size.
-pub(crate) const STRIP_FLOATS: usize = 6 * SPAN + (RING + 1) * MAPS * BLOCK + LINE;
+/// The floats one tile works in: its six input rows, its ring, the staged vertical sums
+/// and the slack to start them on a cache line. They do not depend on the plane's size.
+pub(crate) const TILE_FLOATS: usize = 6 * SPAN + (RING + 1) * MAPS * BLOCK + LINE;
 /// Rows of the ring: the window, and one more so that output rows are made in pairs.
 const RING: usize = WINDOW + 1;
 
@@ -68,7 +68,7 @@ pub(crate) struct Tile<'a> {
 }
 
 thread_local! {
-    /// Each scoring thread's strip buffers: reused from strip to strip and frame to frame.
+    /// Each scoring thread's tile buffers: reused from tile to tile and frame to frame.
     static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
@@ -88,10 +88,10 @@ pub(super) unsafe fn tile<L: Lanes, R: RowSource>(
     // Not cleared between uses: the lanes past a block's samples hold earlier, finite
     // values, and their results are never used.
     let mut scratch = SCRATCH.take();
-    scratch.resize(STRIP_FLOATS, 0.0);
+    scratch.resize(TILE_FLOATS, 0.0);
     // Every row starts on a cache line, so that the ring's loads never straddle two.
     let skip = scratch.as_ptr().align_offset(4 * LINE).min(LINE);
-    let (rows_in, rest) = scratch[skip..skip + STRIP_FLOATS - LINE].split_at_mut(6 * SPAN);
+    let (rows_in, rest) = scratch[skip..skip + TILE_FLOATS - LINE].split_at_mut(6 * SPAN);
     let (ring, stage) = rest.split_at_mut(RING * MAPS * BLOCK);
     let rows = t.rows;
     let own_rows_end = if t.last_rows {

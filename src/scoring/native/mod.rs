@@ -1,8 +1,8 @@
 //! The CPU backend: a multi-threaded, cache-blocked kernel in f32.
 //!
-//! Each plane pair is cut into strips of output rows, scored in parallel by the kernel in
-//! [`kernel`], compiled for each instruction set in [`lanes`] and chosen at run time
-//! ([`Simd`]). Samples are shifted by the reference plane's rough mean first, so that
+//! Each plane pair is cut into tiles (a strip of output rows by a block of columns),
+//! scored in parallel by the kernel in [`kernel`], compiled for each instruction set in
+//! [`lanes`] and chosen at run time ([`Simd`]). Samples are shifted by the reference plane's rough mean first, so that
 //! E[x²] − E[x]² loses little to float32 cancellation.
 
 mod kernel;
@@ -13,12 +13,12 @@ use std::convert::Infallible;
 
 use rayon::prelude::*;
 
-pub(crate) use kernel::STRIP_FLOATS;
+pub(crate) use kernel::TILE_FLOATS;
 pub use kernel::Terms;
 use kernel::{BLOCK, KernelParams, Tile};
 pub use simd::{SIMD_ENV, Simd};
 
-use super::budget::{pooled_plane_bytes, strip_bytes};
+use super::budget::{pooled_plane_bytes, tile_bytes};
 use super::rows::{
     ImagePlane, Moments, Plane, RowSource, ms_ssim_pooled_lazily, rough_mean, squared_error_map,
     sse,
@@ -30,20 +30,10 @@ use super::{
 };
 
 /// SSIM, contrast-structure term and squared error of two planes of the same size, at
-/// least [`WINDOW`] wide and high, in one pass.
-pub fn ssim_cs<R: RowSource>(x: &R, y: &R, max_value: f64) -> Moments {
-    ssim_cs_into(Simd::active(), BOTH, x, y, max_value, None)
-}
-
-const BOTH: Terms = Terms {
-    ssim: true,
-    cs: true,
-};
-
-/// [`ssim_cs`] with the kernel compiled for `simd` (which the CPU must support, or the
-/// portable kernel runs), summing the `terms` asked for (the other is 0), also writing the
-/// SSIM map of the valid region into `map` when given (`(width − 10) × (height − 10)`
-/// values, row by row).
+/// least [`WINDOW`] wide and high, in one pass, with the kernel compiled for `simd`
+/// (which the CPU must support, or the portable kernel runs): the `terms` asked for (the
+/// other is 0), and the SSIM map of the valid region into `map` when given
+/// (`(width − 10) × (height − 10)` values, row by row).
 pub fn ssim_cs_into<R: RowSource>(
     simd: Simd,
     terms: Terms,
@@ -296,7 +286,7 @@ pub fn score_with(
             width: 0,
             height: 0,
         });
-    let base = strip_bytes();
+    let base = tile_bytes();
     if budget > 0 && base > budget {
         return Err(Error::Budget(format!(
             "the CPU kernel needs {base} bytes, the budget is {budget}"
@@ -332,6 +322,15 @@ pub fn score_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const BOTH: Terms = Terms {
+        ssim: true,
+        cs: true,
+    };
+
+    fn ssim_cs<R: RowSource>(x: &R, y: &R, max_value: f64) -> Moments {
+        ssim_cs_into(Simd::active(), BOTH, x, y, max_value, None)
+    }
 
     fn plane(w: usize, h: usize, f: impl Fn(usize, usize) -> f32) -> Plane {
         Plane::from_fn(w, h, f)

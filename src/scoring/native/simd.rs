@@ -29,6 +29,15 @@ impl Simd {
         }
     }
 
+    /// The CPU backend's name with this instruction set, for logs.
+    pub fn backend_name(self) -> &'static str {
+        match self {
+            Simd::Portable => "native kernel, portable",
+            Simd::Avx2 => "native kernel, AVX2",
+            Simd::Avx512 => "native kernel, AVX-512",
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<Simd> {
         Simd::ALL
             .into_iter()
