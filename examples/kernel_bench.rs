@@ -1,10 +1,12 @@
 //! Throughput of the native kernel alone, for each instruction set this CPU has, on the
-//! first frame pair of two raw I420 files (no pipeline, no file reading): where the time
+//! first frame pairs of two raw I420 files (no pipeline, no file reading): where the time
 //! of `scripts/bench.sh`'s pipeline figures goes.
 //!
+//! With one pair (the default) the frames stay in the CPU's cache; with more pairs than
+//! the cache holds (say 30 at 1080p), each pair comes from memory, as in a pipeline.
 //! GPUCOMPARE_SIMD=NAME runs only that one.
 //!
-//! kernel_bench REF.yuv DIST.yuv WIDTHxHEIGHT [ITERATIONS] [METRICS: luma|all|ms-ssim]
+//! kernel_bench REF.yuv DIST.yuv WIDTHxHEIGHT [ITERATIONS] [METRICS: luma|all|ms-ssim] [PAIRS]
 
 use std::time::Instant;
 
@@ -46,17 +48,19 @@ fn run() -> Result<(), String> {
         .ok_or("size is WIDTHxHEIGHT")?;
     let iterations: usize = rest.first().and_then(|v| v.parse().ok()).unwrap_or(50);
     let case = rest.get(1).map_or("luma", String::as_str);
+    let pairs: usize = rest.get(2).and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
     let frame = w * h + 2 * w.div_ceil(2) * h.div_ceil(2);
     let read = |path: &str| -> Result<Vec<u8>, String> {
         use std::io::Read;
-        let mut data = vec![0u8; frame];
+        let mut data = vec![0u8; frame * pairs];
         std::fs::File::open(path)
             .and_then(|mut f| f.read_exact(&mut data))
-            .map_err(|e| format!("{path}: {e} (one {w}x{h} I420 frame is {frame} bytes)"))?;
+            .map_err(|e| format!("{path}: {e} (a {w}x{h} I420 frame is {frame} bytes)"))?;
         Ok(data)
     };
     let (a, b) = (read(reference)?, read(distorted)?);
-    let (x, y) = (i420(&a, w, h), i420(&b, w, h));
+    let xs: Vec<_> = a.chunks_exact(frame).map(|f| i420(f, w, h)).collect();
+    let ys: Vec<_> = b.chunks_exact(frame).map(|f| i420(f, w, h)).collect();
     let opts = Options {
         metrics: Metrics {
             mse: true,
@@ -72,7 +76,7 @@ fn run() -> Result<(), String> {
         map: false,
     };
     println!(
-        "{w}x{h} {case}, {iterations} iterations, {} threads",
+        "{w}x{h} {case}, {iterations} iterations over {pairs} pair(s), {} threads",
         rayon::current_num_threads()
     );
     // GPUCOMPARE_SIMD picks one instruction set; otherwise each the CPU has runs.
@@ -81,11 +85,11 @@ fn run() -> Result<(), String> {
         Err(_) => Simd::available(),
     };
     for simd in levels {
-        let score = || native::score_with(simd, &x, &y, &opts, 0);
-        let first = score().map_err(|e| e.to_string())?.0;
+        let score = |i: usize| native::score_with(simd, &xs[i % pairs], &ys[i % pairs], &opts, 0);
+        let first = score(0).map_err(|e| e.to_string())?.0;
         let start = Instant::now();
-        for _ in 0..iterations {
-            score().map_err(|e| e.to_string())?;
+        for i in 0..iterations {
+            score(i + 1).map_err(|e| e.to_string())?;
         }
         let rate = iterations as f64 / start.elapsed().as_secs_f64();
         println!(

@@ -1,5 +1,7 @@
 //! Borrowed views of video frames and the planes the engine compares.
 
+use std::ops::Range;
+
 use super::{ChannelMode, Error};
 
 /// The colour model of an image, which decides what "luma" means.
@@ -128,6 +130,20 @@ impl Component<'_> {
         }
         let start = self.offset + y * self.stride + x0;
         self.data.get(start..start + n)
+    }
+
+    /// Where the bytes of `n` samples of row `y` from column `x0` lie (nothing past the
+    /// buffer).
+    pub(crate) fn stored(
+        &self,
+        depth: u32,
+        y: usize,
+        x0: usize,
+        n: usize,
+    ) -> Option<Range<*const u8>> {
+        let start = self.offset + y * self.stride + x0 * self.pixel_stride;
+        let len = n.checked_sub(1)? * self.pixel_stride + Self::bytes_per_sample(depth);
+        Some(self.data.get(start..start + len)?.as_ptr_range())
     }
 
     pub(crate) fn span_f32(&self, depth: u32, y: usize, x0: usize, out: &mut [f32]) {
@@ -300,6 +316,8 @@ mod tests {
         let mut row = [0f32; 2];
         c.span_f32(16, 0, 0, &mut row);
         assert_eq!(row, [1.0, 256.0]);
+        // The two samples' bytes: from the first to the end of the second.
+        assert_eq!(c.stored(16, 0, 0, 2), Some(data[..6].as_ptr_range()));
         #[cfg(feature = "torch")]
         assert_eq!(c.packed_bytes(16), vec![1, 0, 0, 1]);
     }

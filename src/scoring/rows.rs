@@ -2,6 +2,8 @@
 //! the host: squared differences, the shift before the moments, 2×2 pooling and MS-SSIM
 //! over lazily pooled scales.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use super::image::{LUMA_WEIGHTS, PlaneSource};
@@ -26,6 +28,15 @@ pub trait RowSource: Sync {
     /// kernel reads them where they are).
     fn floats(&self, _y: usize, _x0: usize, _n: usize) -> Option<&[f32]> {
         None
+    }
+
+    /// Where the bytes that hold `n` samples of row `y` from column `x0` lie, in whatever
+    /// format they are stored, when they are stored (so that the kernel can prefetch them).
+    fn stored(&self, y: usize, x0: usize, n: usize) -> Option<Range<*const u8>> {
+        self.bytes(y, x0, n).map(<[u8]>::as_ptr_range).or_else(|| {
+            let f = self.floats(y, x0, n)?.as_ptr_range();
+            Some(f.start.cast()..f.end.cast())
+        })
     }
 
     /// Writes row `y` into `out` (`out.len() == width`).
@@ -58,6 +69,10 @@ where
 
     fn floats(&self, y: usize, x0: usize, n: usize) -> Option<&[f32]> {
         (**self).floats(y, x0, n)
+    }
+
+    fn stored(&self, y: usize, x0: usize, n: usize) -> Option<Range<*const u8>> {
+        (**self).stored(y, x0, n)
     }
 }
 
@@ -177,6 +192,15 @@ impl RowSource for ImagePlane<'_, '_> {
             PlaneSource::Component(c) => self.view.components[c].bytes(self.view.depth, y, x0, n),
             PlaneSource::RgbLuma => None,
         }
+    }
+
+    fn stored(&self, y: usize, x0: usize, n: usize) -> Option<Range<*const u8>> {
+        // RGB's luma: the red samples' span also covers green and blue when packed.
+        let c = match self.source {
+            PlaneSource::Component(c) => c,
+            PlaneSource::RgbLuma => 0,
+        };
+        self.view.components[c].stored(self.view.depth, y, x0, n)
     }
 
     fn read_span(&self, y: usize, x0: usize, out: &mut [f32]) {
@@ -407,6 +431,20 @@ mod tests {
             let floats = plane(w, h, |i, j| bytes[j * w + i] as f32);
             assert_eq!(direct, Plane::pooled(&floats), "{w}x{h}");
         }
+    }
+
+    #[test]
+    fn stored_spans_cover_the_samples_and_nothing_past_the_buffer() {
+        let bytes = vec![0u8; 6 * 4];
+        let view = ImageView::gray8(&bytes, 6, 4);
+        let gray = ImagePlane::new(&view, PlaneSource::Component(0));
+        let span = gray.stored(2, 1, 3).expect("inside the plane");
+        assert_eq!(span, bytes[13..16].as_ptr_range());
+        assert_eq!(gray.stored(3, 4, 3), None, "past the buffer's end");
+        let floats = plane(5, 2, |i, _| i as f32);
+        let span = floats.stored(1, 2, 3).expect("inside the plane");
+        let f = floats.data[7..10].as_ptr_range();
+        assert_eq!(span, f.start.cast()..f.end.cast());
     }
 
     #[test]

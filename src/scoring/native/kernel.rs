@@ -27,6 +27,7 @@ const HALO: usize = WINDOW - 1;
 const CENTRE: usize = WINDOW / 2;
 /// Lanes of the widest vector, and floats per 64-byte cache line.
 const LINE: usize = 16;
+const LINE_BYTES: usize = 64;
 /// Input columns of a block's rows: the block, its halo, and room for the widest vector
 /// to run past the end, rounded to whole cache lines.
 const SPAN: usize = (BLOCK + HALO + LINE).next_multiple_of(LINE);
@@ -107,6 +108,10 @@ pub(super) unsafe fn tile<L: Lanes, R: RowSource>(
     // The squared error covers the block's own columns, and the last block's halo.
     let own_cols = if c0 + bw == ow { n_in } else { bw };
     for i in rows.start..rows.end + HALO {
+        // Each row of a block is a few cache lines a plane's stride apart, a pattern the
+        // CPU's own prefetchers miss: frames that come from memory are asked for ahead.
+        prefetch(x, i + PREFETCH_ROWS, c0, n_in);
+        prefetch(y, i + PREFETCH_ROWS, c0, n_in);
         let (raw, maps) = rows_in.split_at_mut(2 * SPAN);
         let (xr, yr) = raw.split_at_mut(SPAN);
         // SAFETY (all calls below): the CPU has L's instruction set (this function's
@@ -150,6 +155,27 @@ pub(super) unsafe fn tile<L: Lanes, R: RowSource>(
     }
     SCRATCH.set(scratch);
     total
+}
+
+/// How many rows ahead of the one being read the next are prefetched.
+const PREFETCH_ROWS: usize = 4;
+
+/// Asks the CPU to bring row `i`'s samples into its cache.
+#[inline(always)]
+fn prefetch<R: RowSource>(src: &R, i: usize, c0: usize, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(span) = src.stored(i, c0, n) {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let mut line = span.start.wrapping_sub(span.start as usize % LINE_BYTES);
+        while line < span.end {
+            // SAFETY: a prefetch changes nothing the program can observe, even for an
+            // address it cannot reach.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.cast()) };
+            line = line.wrapping_add(LINE_BYTES);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (src, i, c0, n);
 }
 
 /// A block row's samples: 8-bit samples as stored, converted by the kernel with its own
