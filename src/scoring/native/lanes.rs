@@ -240,24 +240,33 @@ mod x86 {
         unsafe fn filter11(p: *const f32, taps: &[Self; 6]) -> Self {
             let lo = _mm512_castps_si512(unsafe { _mm512_loadu_ps(p) });
             let hi = _mm512_castps_si512(unsafe { _mm512_loadu_ps(p.add(16)) });
-            macro_rules! at {
+            // The shifted vectors: odd shifts by loads, even ones by lane rotations of
+            // the two loaded vectors. Rotations share execution ports with the arithmetic
+            // and loads do not: split this way the filter runs about 10% faster than with
+            // either alone.
+            macro_rules! load {
+                ($k:literal) => {
+                    unsafe { _mm512_loadu_ps(p.add($k)) }
+                };
+            }
+            macro_rules! rot {
                 ($k:literal) => {
                     _mm512_castsi512_ps(_mm512_alignr_epi32::<$k>(hi, lo))
                 };
             }
             let t = taps.map(|t| t.0);
             let a = _mm512_fmadd_ps(
-                _mm512_add_ps(at!(1), at!(9)),
+                _mm512_add_ps(load!(1), load!(9)),
                 t[1],
-                _mm512_mul_ps(at!(5), t[5]),
+                _mm512_mul_ps(load!(5), t[5]),
             );
             let b = _mm512_fmadd_ps(
-                _mm512_add_ps(at!(2), at!(8)),
+                _mm512_add_ps(rot!(2), rot!(8)),
                 t[2],
-                _mm512_mul_ps(_mm512_add_ps(_mm512_castsi512_ps(lo), at!(10)), t[0]),
+                _mm512_mul_ps(_mm512_add_ps(_mm512_castsi512_ps(lo), rot!(10)), t[0]),
             );
-            let a = _mm512_fmadd_ps(_mm512_add_ps(at!(3), at!(7)), t[3], a);
-            let b = _mm512_fmadd_ps(_mm512_add_ps(at!(4), at!(6)), t[4], b);
+            let a = _mm512_fmadd_ps(_mm512_add_ps(load!(3), load!(7)), t[3], a);
+            let b = _mm512_fmadd_ps(_mm512_add_ps(rot!(4), rot!(6)), t[4], b);
             Avx512(_mm512_add_ps(a, b))
         }
     }
