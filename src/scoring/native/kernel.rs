@@ -17,7 +17,7 @@ use std::ops::Range;
 
 use super::lanes::Lanes;
 use crate::scoring::rows::{Moments, RowSource};
-use crate::scoring::window::WINDOW;
+use crate::scoring::window::{WINDOW, gaussian};
 
 /// The moment maps filtered: x, y, x² + y² (σx² + σy² needs only their sum) and xy.
 pub(crate) const MAPS: usize = 4;
@@ -46,14 +46,40 @@ pub struct Terms {
     pub cs: bool,
 }
 
-/// What every strip of a plane pair shares.
+/// What every tile of a plane pair shares.
+///
+/// Both filter passes use the Gaussian scaled so that its centre tap is 1 (one multiply
+/// fewer per value and pass), so the filtered moments come out `gain` times too large:
+/// the constants are scaled to match, and the SSIM terms take the gain out where the
+/// moments are combined.
 pub(crate) struct KernelParams {
     pub terms: Terms,
-    pub g: [f32; WINDOW],
+    /// The outer taps, relative to the centre's.
+    taps: [f32; CENTRE],
+    /// The gain of the two passes, 1 / centre².
+    gain: f32,
     /// The shift applied to the samples before the moments.
-    pub offset: f32,
-    pub c1: f32,
-    pub c2: f32,
+    offset: f32,
+    /// The shift, C1 and C2 at the filtered moments' scale.
+    scaled: [f32; 3],
+}
+
+impl KernelParams {
+    pub fn new(terms: Terms, offset: f32, c1: f64, c2: f64) -> Self {
+        let g = gaussian();
+        let gain = 1.0 / (g[CENTRE] * g[CENTRE]);
+        KernelParams {
+            terms,
+            taps: std::array::from_fn(|k| (g[k] / g[CENTRE]) as f32),
+            gain: gain as f32,
+            offset,
+            scaled: [
+                (offset as f64 * gain) as f32,
+                (c1 * gain * gain) as f32,
+                (c2 * gain * gain) as f32,
+            ],
+        }
+    }
 }
 
 /// One tile of output: a strip of rows of one block of columns. Its squared error covers
@@ -122,7 +148,7 @@ pub(super) unsafe fn tile<L: Lanes, R: RowSource>(
         total.sse += unsafe { moment_rows::<L>(xs, ys, maps, n_in, own, p.offset) };
         let slot = (i - rows.start) % RING;
         let ring_row = &mut ring[slot * MAPS * BLOCK..(slot + 1) * MAPS * BLOCK];
-        unsafe { horizontal::<L>(maps, ring_row, bw, &p.g) };
+        unsafe { horizontal::<L>(maps, ring_row, bw, &p.taps) };
         // Output row o uses input rows o ..= o + HALO: k is the newest output row the ring
         // can make. Where the lanes allow, rows are made in pairs, which share eleven of
         // their twelve ring rows (an odd last row alone).
@@ -269,7 +295,7 @@ unsafe fn moment_rows<L: Lanes>(
 /// The horizontal filter of the four maps of one block row into one ring row (`MAPS`
 /// rows of `BLOCK` values).
 #[inline(always)]
-unsafe fn horizontal<L: Lanes>(maps: &[f32], ring_row: &mut [f32], bw: usize, g: &[f32; WINDOW]) {
+unsafe fn horizontal<L: Lanes>(maps: &[f32], ring_row: &mut [f32], bw: usize, g: &[f32; CENTRE]) {
     debug_assert!(bw.next_multiple_of(L::N) + HALO <= SPAN && ring_row.len() == MAPS * BLOCK);
     unsafe {
         let taps = splat_taps::<L>(g);
@@ -283,11 +309,11 @@ unsafe fn horizontal<L: Lanes>(maps: &[f32], ring_row: &mut [f32], bw: usize, g:
     }
 }
 
-/// The taps up to the centre, in every lane.
+/// The outer taps, in every lane.
 #[inline(always)]
-unsafe fn splat_taps<L: Lanes>(g: &[f32; WINDOW]) -> [L; CENTRE + 1] {
+unsafe fn splat_taps<L: Lanes>(g: &[f32; CENTRE]) -> [L; CENTRE] {
     unsafe {
-        let mut taps = [L::splat(g[CENTRE]); CENTRE + 1];
+        let mut taps = [L::splat(0.0); CENTRE];
         for (t, &v) in taps.iter_mut().zip(g) {
             *t = L::splat(v);
         }
@@ -301,13 +327,13 @@ unsafe fn splat_taps<L: Lanes>(g: &[f32; WINDOW]) -> [L; CENTRE + 1] {
 unsafe fn filter_pair<L: Lanes>(
     rows: &[*const f32; RING],
     at: usize,
-    taps: &[L; CENTRE + 1],
+    taps: &[L; CENTRE],
 ) -> (L, L) {
     unsafe {
         let row = |k: usize| rows[k].add(at);
-        let mut a = L::load(row(CENTRE)).mul(taps[CENTRE]);
-        let mut b = L::load(row(CENTRE + 1)).mul(taps[CENTRE]);
-        for (k, &tap) in taps[..CENTRE].iter().enumerate() {
+        let mut a = L::load(row(CENTRE));
+        let mut b = L::load(row(CENTRE + 1));
+        for (k, &tap) in taps.iter().enumerate() {
             a = L::load(row(k)).add(L::load(row(HALO - k))).mul_add(tap, a);
             b = L::load(row(k + 1))
                 .add(L::load(row(HALO + 1 - k)))
@@ -320,11 +346,11 @@ unsafe fn filter_pair<L: Lanes>(
 /// One vector of the vertical filter of one output row: the first eleven ring rows at
 /// `at`.
 #[inline(always)]
-unsafe fn filter_one<L: Lanes>(rows: &[*const f32; RING], at: usize, taps: &[L; CENTRE + 1]) -> L {
+unsafe fn filter_one<L: Lanes>(rows: &[*const f32; RING], at: usize, taps: &[L; CENTRE]) -> L {
     unsafe {
         let row = |k: usize| rows[k].add(at);
-        let mut acc = L::load(row(CENTRE)).mul(taps[CENTRE]);
-        for (k, &tap) in taps[..CENTRE].iter().enumerate() {
+        let mut acc = L::load(row(CENTRE));
+        for (k, &tap) in taps.iter().enumerate() {
             acc = L::load(row(k))
                 .add(L::load(row(HALO - k)))
                 .mul_add(tap, acc);
@@ -335,18 +361,20 @@ unsafe fn filter_one<L: Lanes>(rows: &[*const f32; RING], at: usize, taps: &[L; 
 
 /// The SSIM and contrast-structure terms from the filtered moments (each 0 unless asked
 /// for), unfused throughout so that identical planes give exactly 1: then
-/// σx² + σy² = 2·σxy and μx² + μy² = 2·μxμy, bit for bit.
+/// σx² + σy² = 2·σxy and μx² + μy² = 2·μxμy, bit for bit. The moments are `gain` times
+/// too large (see [`KernelParams`]), and `off`, `c1` and `c2` scaled to match: the
+/// variances come out gain² too large, as the constants they meet.
 #[inline(always)]
 unsafe fn ssim_terms<L: Lanes, const SSIM: bool, const CS: bool>(
     mx: L,
     my: L,
     mss: L,
     mxy: L,
-    &[off, c1, c2]: &[L; 3],
+    &[off, c1, c2, gain]: &[L; 4],
 ) -> (L, L) {
     unsafe {
-        let variances = mss.sub(mx.mul(mx).add(my.mul(my)));
-        let cov = mxy.sub(mx.mul(my));
+        let variances = mss.mul(gain).sub(mx.mul(mx).add(my.mul(my)));
+        let cov = mxy.mul(gain).sub(mx.mul(my));
         let (cs_num, cs_den) = (cov.add(cov).add(c2), variances.add(c2));
         if !SSIM {
             return (L::splat(0.0), cs_num.div(cs_den));
@@ -433,12 +461,13 @@ unsafe fn vertical<L: Lanes, const SSIM: bool, const CS: bool>(
 ) -> (f64, f64) {
     debug_assert!(ring.len() == RING * MAPS * BLOCK);
     unsafe {
-        let taps = splat_taps::<L>(&p.g);
+        let taps = splat_taps::<L>(&p.taps);
         let mut rows = [ring.as_ptr(); RING];
         for (row, slot) in rows.iter_mut().zip(slots) {
             *row = ring.as_ptr().add(slot * MAPS * BLOCK);
         }
-        let consts = [L::splat(p.offset), L::splat(p.c1), L::splat(p.c2)];
+        let [off, c1, c2] = p.scaled;
+        let consts = [L::splat(off), L::splat(c1), L::splat(c2), L::splat(p.gain)];
         let (mut first, mut second) = (Sums::<L>::new(), Sums::<L>::new());
         let staged = !pair && !L::FUSED_VERTICAL;
         if staged {

@@ -34,11 +34,11 @@ pub(super) trait Lanes: Copy {
     unsafe fn div(self, o: Self) -> Self;
     /// `self · b + c`.
     unsafe fn mul_add(self, b: Self, c: Self) -> Self;
-    /// The symmetric 11-tap filter of the values from `p`: for each lane i,
-    /// `Σ_k taps[min(k, 10 − k)] · p[i + k]` (`taps` runs up to the centre), as mirrored
-    /// pairs summed first. Reads `p[..N + 16]`.
+    /// The symmetric 11-tap filter of the values from `p` whose centre tap is 1: for each
+    /// lane i, `p[i + 5] + Σ_{k≠5} taps[min(k, 10 − k)] · p[i + k]`, as mirrored pairs
+    /// summed first. Reads `p[..N + 16]`.
     #[inline(always)]
-    unsafe fn filter11(p: *const f32, taps: &[Self; 6]) -> Self {
+    unsafe fn filter11(p: *const f32, taps: &[Self; 5]) -> Self {
         // No closures: in the large kernel they can stay calls.
         macro_rules! pair {
             ($k:literal) => {
@@ -47,7 +47,7 @@ pub(super) trait Lanes: Copy {
         }
         unsafe {
             // Two chains of multiply-adds, half as long.
-            let a = pair!(1).mul_add(taps[1], Self::load(p.add(5)).mul(taps[5]));
+            let a = pair!(1).mul_add(taps[1], Self::load(p.add(5)));
             let b = pair!(2).mul_add(taps[2], pair!(0).mul(taps[0]));
             let a = pair!(3).mul_add(taps[3], a);
             let b = pair!(4).mul_add(taps[4], b);
@@ -243,7 +243,7 @@ mod x86 {
         /// would all straddle two cache lines.
         #[inline]
         #[target_feature(enable = "avx512f,avx2,fma")]
-        unsafe fn filter11(p: *const f32, taps: &[Self; 6]) -> Self {
+        unsafe fn filter11(p: *const f32, taps: &[Self; 5]) -> Self {
             let lo = _mm512_castps_si512(unsafe { _mm512_loadu_ps(p) });
             let hi = _mm512_castps_si512(unsafe { _mm512_loadu_ps(p.add(16)) });
             // The shifted vectors: odd shifts by loads, even ones by lane rotations of
@@ -261,11 +261,7 @@ mod x86 {
                 };
             }
             let t = taps.map(|t| t.0);
-            let a = _mm512_fmadd_ps(
-                _mm512_add_ps(load!(1), load!(9)),
-                t[1],
-                _mm512_mul_ps(load!(5), t[5]),
-            );
+            let a = _mm512_fmadd_ps(_mm512_add_ps(load!(1), load!(9)), t[1], load!(5));
             let b = _mm512_fmadd_ps(
                 _mm512_add_ps(rot!(2), rot!(8)),
                 t[2],

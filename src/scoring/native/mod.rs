@@ -23,7 +23,7 @@ use super::rows::{
     ImagePlane, Moments, Plane, RowSource, ms_ssim_pooled_lazily, rough_mean, squared_error_map,
     sse,
 };
-use super::window::{WINDOW, gaussian, ms_ssim_scales};
+use super::window::{WINDOW, ms_ssim_scales};
 use super::{
     Error, ImageView, MapKind, Options, PlaneGeometry, PlaneScores, QualityMap, Scores, Usage,
     combine, ms_ssim_combine, planes_for, ssim_constants,
@@ -54,13 +54,7 @@ pub fn ssim_cs_into<R: RowSource>(
         ssim: terms.ssim || map.is_some(),
         ..terms
     };
-    let params = KernelParams {
-        terms,
-        g: gaussian().map(|v| v as f32),
-        offset: rough_mean(x),
-        c1: c1 as f32,
-        c2: c2 as f32,
-    };
+    let params = KernelParams::new(terms, rough_mean(x), c1, c2);
     // Tiles of a strip of rows by a block of columns, at least four per thread so that
     // they balance, in as few strips as that allows: each strip filters ten rows more
     // than it outputs.
@@ -326,6 +320,7 @@ pub fn score_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scoring::window::gaussian;
 
     const BOTH: Terms = Terms {
         ssim: true,
