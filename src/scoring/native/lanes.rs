@@ -12,14 +12,6 @@
 pub(super) trait Lanes: Copy {
     /// Lanes per vector.
     const N: usize;
-    /// Whether the vertical filter makes output rows in pairs: with 32 vector registers
-    /// the twelve rows of a pair stay in registers; with 16 they spill, and single rows
-    /// are faster.
-    const ROW_PAIRS: bool = false;
-    /// Whether the vertical filter of the four maps and the SSIM terms run in one pass
-    /// over a row (else each map is filtered into a buffer first): with 16 registers of 8
-    /// lanes or more, fused is faster; with 128-bit registers it spills.
-    const FUSED_VERTICAL: bool = true;
     /// Loads `N` values from `p` (no alignment needed).
     unsafe fn load(p: *const f32) -> Self;
     /// Stores `N` values to `p` (no alignment needed).
@@ -78,7 +70,6 @@ macro_rules! four {
 
 impl Lanes for Portable {
     const N: usize = 4;
-    const FUSED_VERTICAL: bool = false;
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
         Portable(unsafe { p.cast::<[f32; 4]>().read_unaligned() })
@@ -187,7 +178,6 @@ mod x86 {
 
     impl Lanes for Avx512 {
         const N: usize = 16;
-        const ROW_PAIRS: bool = true;
         #[inline]
         #[target_feature(enable = "avx512f,avx2,fma")]
         unsafe fn load(p: *const f32) -> Self {
