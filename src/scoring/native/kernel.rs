@@ -143,10 +143,9 @@ pub(super) unsafe fn tile<L: Lanes, R: RowSource>(
         let (xr, yr) = raw.split_at_mut(SPAN);
         // SAFETY (all calls below): the CPU has L's instruction set (this function's
         // contract), and every vector lies inside its row (see SPAN).
-        let xs = samples(x, i, c0, &mut xr[..n_in]);
-        let ys = samples(y, i, c0, &mut yr[..n_in]);
-        let own = (i < own_rows_end).then_some(own_cols);
-        total.sse += unsafe { moment_rows::<L>(xs, ys, maps, n_in, own, p.offset) };
+        let samples = samples((x, y), i, c0, (&mut xr[..n_in], &mut yr[..n_in]));
+        let own = if i < own_rows_end { own_cols } else { 0 };
+        total.sse += unsafe { moment_rows::<L>(samples, maps, own, p.offset) };
         let slot = (i - rows.start) % RING;
         let ring_row = &mut ring[slot * MAPS * BLOCK..(slot + 1) * MAPS * BLOCK];
         unsafe { horizontal::<L>(maps, ring_row, bw, &p.taps) };
@@ -205,91 +204,151 @@ fn prefetch<R: RowSource>(src: &R, i: usize, c0: usize, n: usize) {
     let _ = (src, i, c0, n);
 }
 
-/// A block row's samples: 8-bit samples as stored, converted by the kernel with its own
-/// instructions, or samples the source converted into a scratch row.
+/// A block row's samples of both planes: 8-bit samples as stored, converted by the
+/// kernel with its own instructions, or f32 samples (as stored, or converted by the source
+/// into scratch rows).
 #[derive(Clone, Copy)]
 enum Samples<'a> {
-    Bytes(&'a [u8]),
-    Floats(&'a [f32]),
+    Bytes(&'a [u8], &'a [u8]),
+    Floats(&'a [f32], &'a [f32]),
 }
 
-/// `out.len()` samples of row `i` from column `c0`: where they are stored, or read into
-/// `out`.
+/// `xr.len()` samples of row `i` of both planes from column `c0`: where they are stored,
+/// or read into `xr` and `yr`.
 #[inline(always)]
-fn samples<'a, R: RowSource>(src: &'a R, i: usize, c0: usize, out: &'a mut [f32]) -> Samples<'a> {
-    if let Some(bytes) = src.bytes(i, c0, out.len()) {
-        return Samples::Bytes(bytes);
+fn samples<'a, R: RowSource>(
+    (x, y): (&'a R, &'a R),
+    i: usize,
+    c0: usize,
+    (xr, yr): (&'a mut [f32], &'a mut [f32]),
+) -> Samples<'a> {
+    let n = xr.len();
+    if let (Some(a), Some(b)) = (x.bytes(i, c0, n), y.bytes(i, c0, n)) {
+        return Samples::Bytes(a, b);
     }
-    if let Some(floats) = src.floats(i, c0, out.len()) {
-        return Samples::Floats(floats);
+    Samples::Floats(floats(x, i, c0, xr), floats(y, i, c0, yr))
+}
+
+/// `out.len()` samples of row `i` from column `c0` as f32: where they are stored, or read
+/// into `out`.
+#[inline(always)]
+fn floats<'a, R: RowSource>(src: &'a R, i: usize, c0: usize, out: &'a mut [f32]) -> &'a [f32] {
+    if let Some(stored) = src.floats(i, c0, out.len()) {
+        return stored;
     }
     src.read_span(i, c0, out);
-    Samples::Floats(out)
+    out
 }
 
-impl Samples<'_> {
-    /// The vector from column `j`; lanes past the samples hold zeros.
-    ///
+/// A sample type the lanes load.
+trait Sample: Copy + Default {
     /// # Safety
     /// As [`Lanes`].
+    unsafe fn load<L: Lanes>(p: *const Self) -> L;
+}
+
+impl Sample for u8 {
     #[inline(always)]
-    unsafe fn at<L: Lanes>(self, j: usize) -> L {
-        unsafe {
-            match self {
-                Samples::Floats(f) if j + L::N <= f.len() => L::load(f.as_ptr().add(j)),
-                Samples::Floats(f) => {
-                    // The plane may end with the row: no reading past the samples.
-                    let mut tail = [0f32; 16];
-                    tail[..f.len() - j].copy_from_slice(&f[j..]);
-                    L::load(tail.as_ptr())
-                }
-                Samples::Bytes(b) if j + L::N <= b.len() => L::load_u8(b.as_ptr().add(j)),
-                Samples::Bytes(b) => {
-                    // The frame may end with the row: no reading past the samples.
-                    let mut tail = [0u8; 16];
-                    tail[..b.len() - j].copy_from_slice(&b[j..]);
-                    L::load_u8(tail.as_ptr())
-                }
-            }
+    unsafe fn load<L: Lanes>(p: *const u8) -> L {
+        unsafe { L::load_u8(p) }
+    }
+}
+
+impl Sample for f32 {
+    #[inline(always)]
+    unsafe fn load<L: Lanes>(p: *const f32) -> L {
+        unsafe { L::load(p) }
+    }
+}
+
+/// The vector from column `j` of a row shorter than `j + N`: lanes past it hold zeros (the
+/// plane may end with the row, so nothing past it is read).
+#[inline(always)]
+unsafe fn tail<L: Lanes, S: Sample>(row: &[S], j: usize) -> L {
+    let mut tail = [S::default(); 16];
+    tail[..row.len() - j].copy_from_slice(&row[j..]);
+    unsafe { S::load::<L>(tail.as_ptr()) }
+}
+
+/// The four moment maps of one block row: x and y shifted by `offset`, x² + y² and xy;
+/// and the sum of squared differences over its first `own` columns, summed in f32 lanes
+/// per row (exact for 8-bit and 10-bit samples).
+#[inline(always)]
+unsafe fn moment_rows<L: Lanes>(
+    samples: Samples<'_>,
+    maps: &mut [f32],
+    own: usize,
+    offset: f32,
+) -> f64 {
+    unsafe {
+        match samples {
+            Samples::Bytes(x, y) => moments_of::<L, u8>(x, y, maps, own, offset),
+            Samples::Floats(x, y) => moments_of::<L, f32>(x, y, maps, own, offset),
         }
     }
 }
 
-/// The four moment maps of one block row of `n` samples: x and y shifted by `offset`,
-/// x² + y² and xy; and the sum of squared differences over its first `own` columns
-/// (0 when `None`), summed in f32 lanes per row (exact for 8-bit and 10-bit samples).
+/// [`moment_rows`] of one sample type. The whole vectors run in a loop of their own: the
+/// partial last one copies (a call), and a call in the loop would keep the running sum
+/// in memory rather than in a register.
 #[inline(always)]
-unsafe fn moment_rows<L: Lanes>(
-    xs: Samples<'_>,
-    ys: Samples<'_>,
+unsafe fn moments_of<L: Lanes, S: Sample>(
+    x: &[S],
+    y: &[S],
     maps: &mut [f32],
-    n: usize,
-    own: Option<usize>,
+    own: usize,
     offset: f32,
 ) -> f64 {
-    debug_assert!(n.next_multiple_of(L::N) <= SPAN && maps.len() == MAPS * SPAN);
+    let n = x.len();
+    debug_assert!(y.len() == n && n.next_multiple_of(L::N) <= SPAN);
+    debug_assert!(maps.len() == MAPS * SPAN && own <= n);
     let out = maps.as_mut_ptr();
     unsafe {
         let off = L::splat(offset);
         let (mut sse, mut sse_tail) = (L::splat(0.0), 0.0);
-        for j in (0..n).step_by(L::N) {
-            let (x, y) = (xs.at::<L>(j), ys.at::<L>(j));
-            if let Some(own) = own.filter(|own| j < *own) {
-                let d = x.sub(y);
-                if j + L::N <= own {
-                    sse = d.mul_add(d, sse);
-                } else {
-                    sse_tail += d.mul(d).sum_first(own - j);
-                }
-            }
-            let (a, b) = (x.sub(off), y.sub(off));
-            a.store(out.add(j));
-            b.store(out.add(SPAN + j));
-            // Unfused, so that identical planes give x² + y² = 2·xy exactly.
-            a.mul(a).add(b.mul(b)).store(out.add(2 * SPAN + j));
-            a.mul(b).store(out.add(3 * SPAN + j));
+        let whole = n - n % L::N;
+        for j in (0..whole).step_by(L::N) {
+            let (a, b) = (
+                S::load::<L>(x.as_ptr().add(j)),
+                S::load::<L>(y.as_ptr().add(j)),
+            );
+            moments_at(a, b, j, own, off, out, (&mut sse, &mut sse_tail));
+        }
+        if whole < n {
+            let (a, b) = (tail::<L, S>(x, whole), tail::<L, S>(y, whole));
+            moments_at(a, b, whole, own, off, out, (&mut sse, &mut sse_tail));
         }
         sse_tail + sse.sum_first(L::N)
+    }
+}
+
+/// The moments of the vectors `x` and `y` at column `j` into the maps at `out`, and their
+/// squared differences within the first `own` columns into the sums.
+#[inline(always)]
+unsafe fn moments_at<L: Lanes>(
+    x: L,
+    y: L,
+    j: usize,
+    own: usize,
+    off: L,
+    out: *mut f32,
+    (sse, sse_tail): (&mut L, &mut f64),
+) {
+    unsafe {
+        if j < own {
+            let d = x.sub(y);
+            if j + L::N <= own {
+                *sse = d.mul_add(d, *sse);
+            } else {
+                *sse_tail += d.mul(d).sum_first(own - j);
+            }
+        }
+        let (a, b) = (x.sub(off), y.sub(off));
+        a.store(out.add(j));
+        b.store(out.add(SPAN + j));
+        // Unfused, so that identical planes give x² + y² = 2·xy exactly.
+        a.mul(a).add(b.mul(b)).store(out.add(2 * SPAN + j));
+        a.mul(b).store(out.add(3 * SPAN + j));
     }
 }
 
