@@ -51,26 +51,32 @@ where
     P: std::ops::Deref + Sync,
     P::Target: RowSource,
 {
+    #[inline]
     fn width(&self) -> usize {
         (**self).width()
     }
 
+    #[inline]
     fn height(&self) -> usize {
         (**self).height()
     }
 
+    #[inline]
     fn read_span(&self, y: usize, x0: usize, out: &mut [f32]) {
         (**self).read_span(y, x0, out)
     }
 
+    #[inline]
     fn bytes(&self, y: usize, x0: usize, n: usize) -> Option<&[u8]> {
         (**self).bytes(y, x0, n)
     }
 
+    #[inline]
     fn floats(&self, y: usize, x0: usize, n: usize) -> Option<&[f32]> {
         (**self).floats(y, x0, n)
     }
 
+    #[inline]
     fn stored(&self, y: usize, x0: usize, n: usize) -> Option<Range<*const u8>> {
         (**self).stored(y, x0, n)
     }
