@@ -3,12 +3,14 @@
 # (testsrc2 against a blurred, noisy copy), then vramscale next to videoconvertscale and
 # identity, in one run. Media is generated once into target/bench-media.
 # Usage: scripts/bench.sh [FRAMES_1080P] [FRAMES_4K]
+# The defaults (8 seconds at 1080p, 2 at 4K) keep start-up (FFmpeg's process, our
+# pipeline's preroll and first buffers) to a few percent of every figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
 cargo build -q --release --example bench --example scale_bench
-n1080=${1:-120}
-n4k=${2:-30}
+n1080=${1:-240}
+n4k=${2:-60}
 media=target/bench-media
 mkdir -p "$media"
 
