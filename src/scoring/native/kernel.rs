@@ -4,14 +4,15 @@
 //! columns. For each input row, a tile reads its samples (plus the window's ten columns of
 //! halo), forms the four moment maps (x, y, x² + y² and xy, shifted by the plane's rough
 //! mean) and sums the squared differences in one pass, then filters the maps horizontally
-//! into a ring of twelve rows. Once the ring holds a window, each new row gives output
-//! rows: the vertical filter, the SSIM and contrast-structure terms and their sums in one
-//! pass. The block width keeps the ring (12 × 4 × 128 floats, 24 KiB) in a 32 KiB L1 data
-//! cache, which the vertical filter's eleven loads per value need: blocks of 256 columns
-//! (a 48 KiB ring) made the whole kernel 1.5 times slower.
+//! into a ring of twelve rows. Once the ring holds a window, every second row gives two
+//! output rows: the vertical filter of each map into a staging buffer, then the SSIM and
+//! contrast-structure terms and their sums. The block width keeps the ring (12 × 4 × 128
+//! floats, 24 KiB) in a 32 KiB L1 data cache, which the vertical filter's loads need:
+//! blocks of 256 columns (a 48 KiB ring) made the whole kernel 1.5 times slower.
 //!
-//! The 11-tap Gaussian is symmetric, so each filtered value is five additions of mirrored
-//! taps and six multiply-adds, which also spreads the work over the adder and FMA ports.
+//! The 11-tap Gaussian is symmetric and scaled to a centre tap of 1, so each filtered
+//! value is five additions of mirrored taps and five multiply-adds, which also spreads the
+//! work over the adder and FMA ports.
 
 use std::ops::Range;
 
