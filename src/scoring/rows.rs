@@ -354,12 +354,18 @@ pub fn squared_difference_sum(a: &[f32], b: &[f32]) -> f64 {
 
 /// A rough mean of a plane (every eighth row), the shift applied before the moments.
 pub fn rough_mean<R: RowSource>(x: &R) -> f32 {
-    let mut row = vec![0f32; x.width()];
+    let mut row = Vec::new();
     let (mut sum, mut n) = (0f64, 0usize);
     for y in (0..x.height()).step_by(8) {
-        x.read_row(y, &mut row);
-        sum += lane_sum(&row) as f64;
-        n += row.len();
+        // 8-bit samples are summed as stored: the kernel waits for this pass.
+        if let Some(bytes) = x.bytes(y, 0, x.width()) {
+            sum += bytes.iter().map(|&v| u64::from(v)).sum::<u64>() as f64;
+        } else {
+            row.resize(x.width(), 0.0);
+            x.read_row(y, &mut row);
+            sum += lane_sum(&row) as f64;
+        }
+        n += x.width();
     }
     (sum / n.max(1) as f64) as f32
 }
