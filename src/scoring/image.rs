@@ -120,8 +120,6 @@ impl Component<'_> {
         Ok(())
     }
 
-    /// Writes `out.len()` samples of row `y` from column `x0` as f32 into `out`,
-    /// shifted and mapped.
     /// `n` samples of row `y` from column `x0` as stored, when they are 8-bit,
     /// contiguous and unmapped.
     pub(crate) fn bytes(&self, depth: u32, y: usize, x0: usize, n: usize) -> Option<&[u8]> {
@@ -146,6 +144,8 @@ impl Component<'_> {
         Some(self.data.get(start..start + len)?.as_ptr_range())
     }
 
+    /// Writes `out.len()` samples of row `y` from column `x0` as f32 into `out`,
+    /// shifted and mapped.
     pub(crate) fn span_f32(&self, depth: u32, y: usize, x0: usize, out: &mut [f32]) {
         self.raw_span_f32(depth, y, x0, out);
         if let Some(m) = self.map {

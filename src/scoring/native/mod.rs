@@ -61,11 +61,7 @@ pub fn ssim_cs_into<R: RowSource>(
     // than it outputs.
     let ow = x.width() - (WINDOW - 1);
     let n_blocks = ow.div_ceil(BLOCK);
-    let per: usize = std::env::var("TPT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
-    let wanted = (rayon::current_num_threads() * per).div_ceil(n_blocks);
+    let wanted = (rayon::current_num_threads() * 8).div_ceil(n_blocks);
     let strip_rows = out_h.div_ceil(wanted).max(8);
     let n_strips = out_h.div_ceil(strip_rows);
     // Each tile writes its pieces of the map's rows.
