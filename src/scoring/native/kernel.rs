@@ -2,13 +2,14 @@
 //!
 //! A plane pair is scored in tiles: a strip of output rows by a block of [`BLOCK`] output
 //! columns. For each input row, a tile reads its samples (plus the window's ten columns of
-//! halo), forms the four moment maps (x, y, x² + y² and xy, shifted by the plane's rough
-//! mean) and sums the squared differences in one pass, then filters the maps horizontally
-//! into a ring of twelve rows. Once the ring holds a window, every second row gives two
-//! output rows: the vertical filter of each map into a staging buffer, then the SSIM and
-//! contrast-structure terms and their sums. The block width keeps the ring (12 × 4 × 128
-//! floats, 24 KiB) in a 32 KiB L1 data cache, which the vertical filter's loads need:
-//! blocks of 256 columns (a 48 KiB ring) made the whole kernel 1.5 times slower.
+//! halo), forms the four moment maps (the sum s = x + y, shifted by twice the plane's
+//! rough mean, the difference d = x − y, s² and d²) and sums the squared differences in
+//! one pass, then filters the maps horizontally into a ring of twelve rows. Once the ring
+//! holds a window, every second row gives two output rows: the vertical filter of each
+//! map into a staging buffer, then the SSIM and contrast-structure terms and their sums.
+//! The block width keeps the ring (12 × 4 × 128 floats, 24 KiB) in a 32 KiB L1 data
+//! cache, which the vertical filter's loads need: blocks of 256 columns (a 48 KiB ring)
+//! made the whole kernel 1.5 times slower.
 //!
 //! The 11-tap Gaussian is symmetric and scaled to a centre tap of 1, so each filtered
 //! value is five additions of mirrored taps and five multiply-adds, which also spreads the
@@ -20,7 +21,13 @@ use super::lanes::Lanes;
 use crate::scoring::rows::{Moments, RowSource};
 use crate::scoring::window::{WINDOW, gaussian};
 
-/// The moment maps filtered: x, y, x² + y² (σx² + σy² needs only their sum) and xy.
+/// The moment maps filtered: s = x + y, d = x − y, s² and d².
+///
+/// SSIM in their terms: with σs² = σx² + σy² + 2σxy and σd² = σx² + σy² − 2σxy,
+/// cs = (σs² − σd² + 2C2) / (σs² + σd² + 2C2), and with μs = μx + μy and μd = μx − μy,
+/// l = (μs² − μd² + 2C1) / (μs² + μd² + 2C1). Numerator and denominator share all but a
+/// sign, so the terms take ten operations fewer than from x, y, x² + y² and xy; and
+/// identical planes give d = 0, so both terms are exactly 1 without care for rounding.
 pub(crate) const MAPS: usize = 4;
 /// Output columns per block.
 pub(crate) const BLOCK: usize = 128;
@@ -62,7 +69,7 @@ pub(crate) struct KernelParams {
     gain: f32,
     /// The shift applied to the samples before the moments.
     offset: f32,
-    /// The shift, C1 and C2 at the filtered moments' scale.
+    /// The sum's shift, 2·C1 and 2·C2 at the filtered moments' scale.
     scaled: [f32; 3],
 }
 
@@ -76,9 +83,9 @@ impl KernelParams {
             gain: gain as f32,
             offset,
             scaled: [
-                (offset as f64 * gain) as f32,
-                (c1 * gain * gain) as f32,
-                (c2 * gain * gain) as f32,
+                (2.0 * offset as f64 * gain) as f32,
+                (2.0 * c1 * gain * gain) as f32,
+                (2.0 * c2 * gain * gain) as f32,
             ],
         }
     }
@@ -271,9 +278,9 @@ unsafe fn tail<L: Lanes, S: Sample>(row: &[S], j: usize) -> L {
     unsafe { S::load::<L>(tail.as_ptr()) }
 }
 
-/// The four moment maps of one block row: x and y shifted by `offset`, x² + y² and xy;
-/// and the sum of squared differences over its first `own` columns, summed in f32 lanes
-/// per row (exact for 8-bit and 10-bit samples).
+/// The four moment maps of one block row: s = x + y shifted by twice `offset`, d = x − y,
+/// s² and d²; and the sum of squared differences over its first `own` columns, summed in
+/// f32 lanes per row (exact for 8-bit and 10-bit samples).
 #[inline(always)]
 unsafe fn moment_rows<L: Lanes>(
     samples: Samples<'_>,
@@ -305,7 +312,7 @@ unsafe fn moments_of<L: Lanes, S: Sample>(
     debug_assert!(maps.len() == MAPS * SPAN && own <= n);
     let out = maps.as_mut_ptr();
     unsafe {
-        let off = L::splat(offset);
+        let off = L::splat(2.0 * offset);
         let (mut sse, mut sse_tail) = (L::splat(0.0), 0.0);
         let whole = n - n % L::N;
         for j in (0..whole).step_by(L::N) {
@@ -323,8 +330,9 @@ unsafe fn moments_of<L: Lanes, S: Sample>(
     }
 }
 
-/// The moments of the vectors `x` and `y` at column `j` into the maps at `out`, and their
-/// squared differences within the first `own` columns into the sums.
+/// The moments of the vectors `x` and `y` at column `j` into the maps at `out` (`off` is
+/// the sum's shift), and their squared differences within the first `own` columns into
+/// the sums.
 #[inline(always)]
 unsafe fn moments_at<L: Lanes>(
     x: L,
@@ -336,20 +344,19 @@ unsafe fn moments_at<L: Lanes>(
     (sse, sse_tail): (&mut L, &mut f64),
 ) {
     unsafe {
+        let d = x.sub(y);
         if j < own {
-            let d = x.sub(y);
             if j + L::N <= own {
                 *sse = d.mul_add(d, *sse);
             } else {
                 *sse_tail += d.mul(d).sum_first(own - j);
             }
         }
-        let (a, b) = (x.sub(off), y.sub(off));
-        a.store(out.add(j));
-        b.store(out.add(SPAN + j));
-        // Unfused, so that identical planes give x² + y² = 2·xy exactly.
-        a.mul(a).add(b.mul(b)).store(out.add(2 * SPAN + j));
-        a.mul(b).store(out.add(3 * SPAN + j));
+        let s = x.add(y).sub(off);
+        s.store(out.add(j));
+        d.store(out.add(SPAN + j));
+        s.mul(s).store(out.add(2 * SPAN + j));
+        d.mul(d).store(out.add(3 * SPAN + j));
     }
 }
 
@@ -420,30 +427,31 @@ unsafe fn filter_one<L: Lanes>(rows: &[*const f32; RING], at: usize, taps: &[L; 
     }
 }
 
-/// The SSIM and contrast-structure terms from the filtered moments (each 0 unless asked
-/// for), unfused throughout so that identical planes give exactly 1: then
-/// σx² + σy² = 2·σxy and μx² + μy² = 2·μxμy, bit for bit. The moments are `gain` times
-/// too large (see [`KernelParams`]), and `off`, `c1` and `c2` scaled to match: the
-/// variances come out gain² too large, as the constants they meet.
+/// The SSIM and contrast-structure terms from the filtered moments of s, d, s² and d²
+/// (each 0 unless asked for; see [`MAPS`]). Identical planes give d = 0 and so exactly 1.
+/// The moments are `gain` times too large (see [`KernelParams`]), and `off`, `c1` and `c2`
+/// (the sum's shift, 2·C1 and 2·C2) scaled to match: the variances come out gain² too
+/// large, as the constants they meet.
 #[inline(always)]
 unsafe fn ssim_terms<L: Lanes, const SSIM: bool, const CS: bool>(
-    mx: L,
-    my: L,
+    ms: L,
+    md: L,
     mss: L,
-    mxy: L,
+    mdd: L,
     &[off, c1, c2, gain]: &[L; 4],
 ) -> (L, L) {
     unsafe {
-        let variances = mss.mul(gain).sub(mx.mul(mx).add(my.mul(my)));
-        let cov = mxy.mul(gain).sub(mx.mul(my));
-        let (cs_num, cs_den) = (cov.add(cov).add(c2), variances.add(c2));
+        // σs² + 2·C2 and σd².
+        let vs = mss.mul_add(gain, ms.neg_mul_add(ms, c2));
+        let vd = md.neg_mul_add(md, mdd.mul(gain));
+        let (cs_num, cs_den) = (vs.sub(vd), vs.add(vd));
         if !SSIM {
             return (L::splat(0.0), cs_num.div(cs_den));
         }
-        let (ux, uy) = (mx.add(off), my.add(off));
-        let uxuy = ux.mul(uy);
-        let l_num = uxuy.add(uxuy).add(c1);
-        let l_den = ux.mul(ux).add(uy.mul(uy)).add(c1);
+        // μs² + 2·C1, then ∓ μd².
+        let us = ms.add(off);
+        let lum = us.mul_add(us, c1);
+        let (l_num, l_den) = (md.neg_mul_add(md, lum), md.mul_add(md, lum));
         if CS {
             let cs = cs_num.div(cs_den);
             (l_num.div(l_den).mul(cs), cs)
@@ -551,17 +559,17 @@ unsafe fn vertical<L: Lanes, const SSIM: bool, const CS: bool>(
                 Some((a, b)) => (Some(&mut **a), b.as_deref_mut()),
                 None => (None, None),
             };
-            let [mx, my, mss, mxy] = staged::<L>(s0, j);
+            let [ms, md, mss, mdd] = staged::<L>(s0, j);
             first.add(
-                ssim_terms::<L, SSIM, CS>(mx, my, mss, mxy, &consts),
+                ssim_terms::<L, SSIM, CS>(ms, md, mss, mdd, &consts),
                 j,
                 bw,
                 m0,
             );
             if pair {
-                let [mx, my, mss, mxy] = staged::<L>(s1, j);
+                let [ms, md, mss, mdd] = staged::<L>(s1, j);
                 second.add(
-                    ssim_terms::<L, SSIM, CS>(mx, my, mss, mxy, &consts),
+                    ssim_terms::<L, SSIM, CS>(ms, md, mss, mdd, &consts),
                     j,
                     bw,
                     m1,

@@ -26,6 +26,8 @@ pub(super) trait Lanes: Copy {
     unsafe fn div(self, o: Self) -> Self;
     /// `self · b + c`.
     unsafe fn mul_add(self, b: Self, c: Self) -> Self;
+    /// `c − self · b`.
+    unsafe fn neg_mul_add(self, b: Self, c: Self) -> Self;
     /// The symmetric 11-tap filter of the values from `p` whose centre tap is 1: for each
     /// lane i, `p[i + 5] + Σ_{k≠5} taps[min(k, 10 − k)] · p[i + k]`, as mirrored pairs
     /// summed first. Reads `p[..N + 16]`.
@@ -38,12 +40,13 @@ pub(super) trait Lanes: Copy {
             };
         }
         unsafe {
-            // Two chains of multiply-adds, half as long.
+            // One chain of multiply-adds: the loop's iterations are independent, so the
+            // CPU overlaps their chains, and a second chain would cost one more addition.
             let a = pair!(1).mul_add(taps[1], Self::load(p.add(5)));
-            let b = pair!(2).mul_add(taps[2], pair!(0).mul(taps[0]));
+            let a = pair!(2).mul_add(taps[2], a);
             let a = pair!(3).mul_add(taps[3], a);
-            let b = pair!(4).mul_add(taps[4], b);
-            a.add(b)
+            let a = pair!(4).mul_add(taps[4], a);
+            pair!(0).mul_add(taps[0], a)
         }
     }
     /// The sum of the first `n` lanes, in f64.
@@ -106,6 +109,10 @@ impl Lanes for Portable {
     #[inline(always)]
     unsafe fn mul_add(self, b: Self, c: Self) -> Self {
         unsafe { self.mul(b).add(c) }
+    }
+    #[inline(always)]
+    unsafe fn neg_mul_add(self, b: Self, c: Self) -> Self {
+        unsafe { c.sub(self.mul(b)) }
     }
 }
 
@@ -170,6 +177,11 @@ mod x86 {
         unsafe fn mul_add(self, b: Self, c: Self) -> Self {
             Avx2(_mm256_fmadd_ps(self.0, b.0, c.0))
         }
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn neg_mul_add(self, b: Self, c: Self) -> Self {
+            Avx2(_mm256_fnmadd_ps(self.0, b.0, c.0))
+        }
     }
 
     /// Sixteen lanes in an AVX-512 register.
@@ -229,6 +241,11 @@ mod x86 {
         unsafe fn mul_add(self, b: Self, c: Self) -> Self {
             Avx512(_mm512_fmadd_ps(self.0, b.0, c.0))
         }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        unsafe fn neg_mul_add(self, b: Self, c: Self) -> Self {
+            Avx512(_mm512_fnmadd_ps(self.0, b.0, c.0))
+        }
         /// From two loads and in-register shifts: sixteen-lane loads at other offsets
         /// would all straddle two cache lines.
         #[inline]
@@ -252,14 +269,11 @@ mod x86 {
             }
             let t = taps.map(|t| t.0);
             let a = _mm512_fmadd_ps(_mm512_add_ps(load!(1), load!(9)), t[1], load!(5));
-            let b = _mm512_fmadd_ps(
-                _mm512_add_ps(rot!(2), rot!(8)),
-                t[2],
-                _mm512_mul_ps(_mm512_add_ps(_mm512_castsi512_ps(lo), rot!(10)), t[0]),
-            );
+            let a = _mm512_fmadd_ps(_mm512_add_ps(rot!(2), rot!(8)), t[2], a);
             let a = _mm512_fmadd_ps(_mm512_add_ps(load!(3), load!(7)), t[3], a);
-            let b = _mm512_fmadd_ps(_mm512_add_ps(rot!(4), rot!(6)), t[4], b);
-            Avx512(_mm512_add_ps(a, b))
+            let a = _mm512_fmadd_ps(_mm512_add_ps(rot!(4), rot!(6)), t[4], a);
+            let a = _mm512_fmadd_ps(_mm512_add_ps(_mm512_castsi512_ps(lo), rot!(10)), t[0], a);
+            Avx512(a)
         }
     }
 }
