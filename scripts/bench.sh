@@ -2,15 +2,18 @@
 # Throughput of comparesink next to FFmpeg's ssim filter, on the same raw I420 frames
 # (testsrc2 against a blurred, noisy copy), then vramscale next to videoconvertscale and
 # identity, in one run. Media is generated once into target/bench-media.
-# Usage: scripts/bench.sh [FRAMES_1080P] [FRAMES_4K]
+# Usage: scripts/bench.sh [FRAMES_1080P] [FRAMES_4K] [ROUNDS]
 # The defaults (8 seconds at 1080p, 2 at 4K) keep start-up (FFmpeg's process, our
-# pipeline's preroll and first buffers) to a few percent of every figure.
+# pipeline's preroll and first buffers) to a few percent of every figure. Each case runs
+# ROUNDS times (default 3), FFmpeg's and ours interleaved, and the medians are printed
+# with the range: single runs on a shared machine move by 10% or more, FFmpeg's more.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
 cargo build -q --release --example bench --example scale_bench
 n1080=${1:-240}
 n4k=${2:-60}
+rounds=${3:-3}
 media=target/bench-media
 mkdir -p "$media"
 
@@ -33,7 +36,20 @@ ffmpeg_rate() { # NAME SIZE FRAMES FILTER
 }
 
 ours() { # NAME SIZE PROPS
-  target/release/examples/bench --ref "$media/$1_ref.yuv" --dist "$media/$1_dist.yuv" --size "$2" --props "$3"
+  target/release/examples/bench --ref "$media/$1_ref.yuv" --dist "$media/$1_dist.yuv" --size "$2" --props "$3" |
+    cut -d' ' -f1
+}
+
+median() { # VALUES...
+  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
+}
+
+summary() { # VALUES...: the median, then the range of the rounds
+  printf '%s pairs/s (rounds: %s)' "$(median "$@")" "$*"
+}
+
+ratio() { # A B
+  echo "$1 / $2" | bc -l | xargs printf '%.2f'
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -41,19 +57,22 @@ for spec in "1080p 1920x1080 $n1080" "4k 3840x2160 $n4k"; do
   set -- $spec
   make_media "$1" "$2" "$3"
   cat "$media/$1_ref.yuv" "$media/$1_dist.yuv" >/dev/null   # warm the page cache
-  ff_ssim=$(ffmpeg_rate "$1" "$2" "$3" "[0:v][1:v]ssim")
-  ff_both=$(ffmpeg_rate "$1" "$2" "$3" "[0:v]split[a][b];[1:v]split[c][d];[a][c]ssim;[b][d]psnr")
-  luma=$(ours "$1" "$2" "metrics=psnr+ssim channels=luma")
-  all=$(ours "$1" "$2" "metrics=psnr+ssim channels=all")
-  ms=$(ours "$1" "$2" "metrics=psnr+ssim+ms-ssim channels=luma")
-  r_luma=${luma%% *}
-  echo "== $1 ($2, $3 pairs)"
-  echo "  FFmpeg ssim (Y,U,V, 8x8 box):          $ff_ssim pairs/s"
-  echo "  FFmpeg ssim + psnr:                    $ff_both pairs/s"
-  echo "  comparesink psnr+ssim, luma:           $luma"
-  echo "  comparesink psnr+ssim, all planes:     $all"
-  echo "  comparesink psnr+ssim+ms-ssim, luma:   $ms"
-  echo "  ratio comparesink luma / FFmpeg ssim:  $(echo "$r_luma / $ff_ssim" | bc -l | xargs printf '%.2f')"
+  ff_ssim=() ff_both=() luma=() all=() ms=() ratios=()
+  for _ in $(seq "$rounds"); do
+    ff_ssim+=("$(ffmpeg_rate "$1" "$2" "$3" "[0:v][1:v]ssim")")
+    ff_both+=("$(ffmpeg_rate "$1" "$2" "$3" "[0:v]split[a][b];[1:v]split[c][d];[a][c]ssim;[b][d]psnr")")
+    luma+=("$(ours "$1" "$2" "metrics=psnr+ssim channels=luma")")
+    all+=("$(ours "$1" "$2" "metrics=psnr+ssim channels=all")")
+    ms+=("$(ours "$1" "$2" "metrics=psnr+ssim+ms-ssim channels=luma")")
+    ratios+=("$(ratio "${luma[-1]}" "${ff_ssim[-1]}")")
+  done
+  echo "== $1 ($2, $3 pairs, medians of $rounds interleaved rounds)"
+  echo "  FFmpeg ssim (Y,U,V, 8x8 box):          $(summary "${ff_ssim[@]}")"
+  echo "  FFmpeg ssim + psnr:                    $(summary "${ff_both[@]}")"
+  echo "  comparesink psnr+ssim, luma:           $(summary "${luma[@]}")"
+  echo "  comparesink psnr+ssim, all planes:     $(summary "${all[@]}")"
+  echo "  comparesink psnr+ssim+ms-ssim, luma:   $(summary "${ms[@]}")"
+  echo "  ratio comparesink luma / FFmpeg ssim:  $(ratio "$(median "${luma[@]}")" "$(median "${ff_ssim[@]}")") (per round: ${ratios[*]})"
 done
 
 echo "== vramscale"
