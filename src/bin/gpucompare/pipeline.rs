@@ -190,8 +190,9 @@ fn collect(pipeline: &gst::Pipeline, compare: &gst::Element) -> Result<Outcome, 
             gst::MessageView::Element(e) => {
                 let Some(s) = e.structure() else { continue };
                 if let Ok(frame) = Similarity::try_from(s) {
+                    // By the pair's index, which counts the pairs `--subsample` skips.
                     bar.get_or_insert_with(|| progress(pipeline, compare))
-                        .inc(1);
+                        .set_position(frame.frame + 1);
                     outcome.frames.push(frame);
                 } else if let Ok(alert) = SimilarityAlert::try_from(s) {
                     outcome.alerts.push(alert);
