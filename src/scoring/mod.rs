@@ -24,6 +24,7 @@ pub mod native;
 pub mod rows;
 #[cfg(feature = "torch")]
 pub mod torch;
+pub mod vmaf;
 mod window;
 
 pub use device::{Device, parse_device};

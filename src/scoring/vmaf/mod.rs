@@ -1,0 +1,221 @@
+//! VMAF (Netflix's Video Multi-method Assessment Fusion): a model fuses a frame's
+//! features (ADM2, VIF at four scales, motion2) into a score from 0 to 100.
+//!
+//! GStreamer-free. This part holds the models ([`Model`], libvmaf's JSON format, the
+//! built-in `vmaf_v0.6.1`, `vmaf_v0.6.1neg` and `vmaf_4k_v0.6.1` among them), their
+//! regression, and the pooling of per-frame scores as libvmaf pools them ([`Pooled`]).
+
+mod model;
+mod svm;
+
+use std::fmt;
+
+use serde_json::Value;
+
+pub use model::Model;
+
+/// A feature a model reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feature {
+    Adm2,
+    Motion2,
+    /// VIF at scale 0 (full size) to 3.
+    Vif(u8),
+}
+
+impl Feature {
+    /// The feature libvmaf's model files name `VMAF_integer_feature_<name>_score` (its
+    /// integer extractors) or `VMAF_feature_<name>_score` (its float ones).
+    fn from_model_name(full: &str) -> Result<Feature, ModelError> {
+        let name = full
+            .strip_prefix("VMAF_integer_feature_")
+            .or_else(|| full.strip_prefix("VMAF_feature_"))
+            .and_then(|n| n.strip_suffix("_score"));
+        match name {
+            Some("adm2") => Ok(Feature::Adm2),
+            Some("motion2") => Ok(Feature::Motion2),
+            Some(vif) => match vif.strip_prefix("vif_scale").and_then(|s| s.parse().ok()) {
+                Some(scale @ 0..=3) => Ok(Feature::Vif(scale)),
+                _ => Err(ModelError::unsupported_feature(full)),
+            },
+            None => Err(ModelError::unsupported_feature(full)),
+        }
+    }
+}
+
+/// One frame's features.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Features {
+    pub adm2: f64,
+    pub motion2: f64,
+    pub vif: [f64; 4],
+}
+
+impl Features {
+    pub fn get(&self, f: Feature) -> f64 {
+        match f {
+            Feature::Adm2 => self.adm2,
+            Feature::Motion2 => self.motion2,
+            Feature::Vif(scale) => self.vif[usize::from(scale)],
+        }
+    }
+}
+
+/// How a model's features are computed: the enhancement gain limits of ADM and VIF, which
+/// libvmaf's `neg` models set to 1 (no credit for enhancement) and others leave at 100.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FeatureOptions {
+    pub adm_enhn_gain_limit: f64,
+    pub vif_enhn_gain_limit: f64,
+}
+
+impl Default for FeatureOptions {
+    fn default() -> Self {
+        FeatureOptions {
+            adm_enhn_gain_limit: 100.0,
+            vif_enhn_gain_limit: 100.0,
+        }
+    }
+}
+
+impl FeatureOptions {
+    /// The options of a model's `feature_opts_dicts` (one dictionary per feature, in the
+    /// order of `features`). Options this implementation does not have are refused.
+    fn from_model(
+        dicts: Option<&Value>,
+        features: &[(Feature, f64, f64)],
+    ) -> Result<Self, ModelError> {
+        let mut opts = FeatureOptions::default();
+        let Some(dicts) = dicts else {
+            return Ok(opts);
+        };
+        let bad = |what: String| ModelError::Invalid(format!("feature_opts_dicts: {what}"));
+        let dicts = dicts
+            .as_array()
+            .filter(|d| d.len() == features.len())
+            .ok_or_else(|| bad(format!("not a list of {} dictionaries", features.len())))?;
+        let (mut adm, mut vif) = (None, None);
+        for (dict, (feature, ..)) in dicts.iter().zip(features) {
+            let dict = dict
+                .as_object()
+                .ok_or_else(|| bad("an entry is not a dictionary".into()))?;
+            for (key, value) in dict {
+                let (slot, wanted) = match (key.as_str(), feature) {
+                    ("adm_enhn_gain_limit", Feature::Adm2) => (&mut adm, *feature),
+                    ("vif_enhn_gain_limit", Feature::Vif(_)) => (&mut vif, *feature),
+                    _ => return Err(bad(format!("option {key} of {feature:?} is not supported"))),
+                };
+                let v = value
+                    .as_f64()
+                    .filter(|v| *v >= 1.0)
+                    .ok_or_else(|| bad(format!("{key} of {wanted:?} is not a number ≥ 1")))?;
+                if slot.is_some_and(|old| old != v) {
+                    return Err(bad(format!("{key} differs between VIF scales")));
+                }
+                *slot = Some(v);
+            }
+        }
+        opts.adm_enhn_gain_limit = adm.unwrap_or(opts.adm_enhn_gain_limit);
+        opts.vif_enhn_gain_limit = vif.unwrap_or(opts.vif_enhn_gain_limit);
+        Ok(opts)
+    }
+}
+
+/// Per-frame scores pooled over a stream, as libvmaf pools them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pooled {
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+    /// libvmaf's harmonic mean, of the scores plus one: n / Σ 1 / (s + 1) − 1 (finite for
+    /// a score of 0).
+    pub harmonic_mean: f64,
+}
+
+impl Pooled {
+    /// None for no scores.
+    pub fn of(scores: &[f64]) -> Option<Pooled> {
+        if scores.is_empty() {
+            return None;
+        }
+        let n = scores.len() as f64;
+        Some(Pooled {
+            mean: scores.iter().sum::<f64>() / n,
+            min: scores.iter().copied().fold(f64::INFINITY, f64::min),
+            max: scores.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            harmonic_mean: n / scores.iter().map(|s| 1.0 / (s + 1.0)).sum::<f64>() - 1.0,
+        })
+    }
+}
+
+/// Why a model cannot be used.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelError {
+    Read { path: String, reason: String },
+    Invalid(String),
+}
+
+impl ModelError {
+    fn unsupported_feature(name: &str) -> Self {
+        ModelError::Invalid(format!(
+            "its feature {name} is not one computed here (adm2, motion2, vif_scale0 to vif_scale3)"
+        ))
+    }
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelError::Read { path, reason } => write!(
+                f,
+                "cannot read the VMAF model '{path}' ({reason}); give a libvmaf JSON model file or one of: {}",
+                Model::built_in_names().collect::<Vec<_>>().join(", ")
+            ),
+            ModelError::Invalid(what) => write!(f, "the VMAF model is not usable: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_feature_names_map_to_features() {
+        let f = |n: &str| Feature::from_model_name(n);
+        assert_eq!(f("VMAF_integer_feature_adm2_score"), Ok(Feature::Adm2));
+        assert_eq!(f("VMAF_feature_motion2_score"), Ok(Feature::Motion2));
+        assert_eq!(
+            f("VMAF_integer_feature_vif_scale3_score"),
+            Ok(Feature::Vif(3))
+        );
+        assert!(f("VMAF_integer_feature_vif_scale4_score").is_err());
+        assert!(f("VMAF_feature_adm3_score").is_err());
+        assert!(f("adm2").is_err());
+    }
+
+    #[test]
+    fn pooling_is_libvmafs() {
+        let p = Pooled::of(&[0.0, 50.0, 100.0]).unwrap();
+        assert_eq!((p.mean, p.min, p.max), (50.0, 0.0, 100.0));
+        let want = 3.0 / (1.0 + 1.0 / 51.0 + 1.0 / 101.0) - 1.0;
+        assert!((p.harmonic_mean - want).abs() < 1e-12);
+        assert_eq!(Pooled::of(&[]), None);
+    }
+
+    #[test]
+    fn unknown_feature_options_are_refused() {
+        let feats = [(Feature::Adm2, 1.0, 0.0), (Feature::Vif(0), 1.0, 0.0)];
+        let opts = |v: Value| FeatureOptions::from_model(Some(&v), &feats);
+        let ok = opts(serde_json::json!([{"adm_enhn_gain_limit": 1.2}, {}])).unwrap();
+        assert_eq!(
+            (ok.adm_enhn_gain_limit, ok.vif_enhn_gain_limit),
+            (1.2, 100.0)
+        );
+        assert!(opts(serde_json::json!([{"adm_csf_mode": 1}, {}])).is_err());
+        assert!(opts(serde_json::json!([{"vif_enhn_gain_limit": 1.0}, {}])).is_err());
+        assert!(opts(serde_json::json!([{}])).is_err());
+    }
+}
