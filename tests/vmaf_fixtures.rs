@@ -1,0 +1,156 @@
+//! VMAF against libvmaf, on the fixture clips (tests/fixtures/generate_vmaf.py; libvmaf's
+//! values are printed to six decimals): its regression and pooling (libvmaf's features
+//! must give libvmaf's scores with the same model) and the features we compute.
+
+use gstgpucompare::scoring::rows::ImagePlane;
+use gstgpucompare::scoring::vmaf::motion::{MotionTracker, eight_bit_scale};
+use gstgpucompare::scoring::vmaf::{Features, Model, Pooled};
+use gstgpucompare::scoring::{ChannelMode, ColorKind, Component, ImageView, planes_for};
+use serde_json::Value;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vmaf");
+
+fn expected() -> Value {
+    let text =
+        std::fs::read_to_string(format!("{FIXTURES}/expected.json")).expect("the VMAF fixtures");
+    serde_json::from_str(&text).expect("the VMAF fixtures are JSON")
+}
+
+fn features(v: &Value) -> Features {
+    let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    Features {
+        adm2: f("adm2"),
+        motion2: f("motion2"),
+        vif: [
+            f("vif_scale0"),
+            f("vif_scale1"),
+            f("vif_scale2"),
+            f("vif_scale3"),
+        ],
+    }
+}
+
+/// Each clip's frames under each model: (clip, model, libvmaf's frames, libvmaf's pooled).
+fn cases(e: &Value) -> Vec<(String, String, Vec<Value>, Value)> {
+    let mut out = Vec::new();
+    for (clip, c) in e["clips"].as_object().expect("clips") {
+        for (model, m) in c["models"].as_object().expect("models") {
+            let frames = m["frames"].as_array().expect("frames").clone();
+            out.push((clip.clone(), model.clone(), frames, m["pooled"].clone()));
+        }
+    }
+    out
+}
+
+#[test]
+fn libvmafs_features_give_libvmafs_scores() {
+    let e = expected();
+    let cases = cases(&e);
+    assert_eq!(cases.len(), 6, "two clips, three models");
+    for (clip, model, frames, _) in cases {
+        let m = Model::load(&model).unwrap();
+        for (i, frame) in frames.iter().enumerate() {
+            let got = m.predict(&features(&frame["features"]));
+            let want = frame["vmaf"].as_f64().unwrap();
+            // The features are printed to six decimals, which moves these scores by up
+            // to about 6e-5 (and the scores themselves are rounded to 1e-6).
+            assert!(
+                (got - want).abs() < 2e-4,
+                "{clip} {model} frame {i}: {got} against libvmaf's {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn scores_pool_as_libvmafs() {
+    for (clip, model, frames, pooled) in cases(&expected()) {
+        let scores: Vec<f64> = frames.iter().map(|f| f["vmaf"].as_f64().unwrap()).collect();
+        let got = Pooled::of(&scores).unwrap();
+        for (name, value) in [
+            ("mean", got.mean),
+            ("min", got.min),
+            ("max", got.max),
+            ("harmonic_mean", got.harmonic_mean),
+        ] {
+            let want = pooled[name].as_f64().unwrap();
+            assert!(
+                (value - want).abs() < 2e-6,
+                "{clip} {model} {name}: {value} against libvmaf's {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_model_file_path_loads_as_the_built_in_model() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/vmaf/vmaf_4k_v0.6.1.json");
+    let from_file = Model::load(path).unwrap();
+    let built_in = Model::load("vmaf_4k_v0.6.1").unwrap();
+    assert_eq!(from_file, built_in);
+    let f = Features {
+        adm2: 0.9,
+        motion2: 3.0,
+        vif: [0.5, 0.8, 0.9, 0.95],
+    };
+    assert_eq!(from_file.predict(&f), built_in.predict(&f));
+}
+
+/// A clip's frames as I420 views (8-bit, or 16-bit little-endian words for more bits).
+fn i420_frames(data: &[u8], w: usize, h: usize, depth: u32) -> Vec<ImageView<'_>> {
+    let bytes = if depth > 8 { 2 } else { 1 };
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let frame = (w * h + 2 * cw * ch) * bytes;
+    let plane = |data, offset, width, height| Component {
+        data,
+        offset,
+        stride: width * bytes,
+        pixel_stride: bytes,
+        width,
+        height,
+        shift: 0,
+        map: None,
+    };
+    data.chunks_exact(frame)
+        .map(|f| ImageView {
+            kind: ColorKind::Yuv,
+            depth,
+            components: vec![
+                plane(f, 0, w, h),
+                plane(f, w * h * bytes, cw, ch),
+                plane(f, (w * h + cw * ch) * bytes, cw, ch),
+            ],
+        })
+        .collect()
+}
+
+#[test]
+fn motion2_equals_libvmafs() {
+    let e = expected();
+    for (name, clip) in e["clips"].as_object().expect("clips") {
+        let dim = |k: &str| clip[k].as_u64().expect("clip dimensions") as usize;
+        let (w, h, depth) = (dim("width"), dim("height"), dim("depth") as u32);
+        let file = clip["reference"].as_str().expect("reference file");
+        let data = std::fs::read(format!("{FIXTURES}/{file}")).expect("reference clip");
+        let frames = i420_frames(&data, w, h, depth);
+        assert_eq!(frames.len() as u64, clip["frames"].as_u64().unwrap());
+        let luma = planes_for(ColorKind::Yuv, ChannelMode::Luma)[0];
+        let mut tracker = MotionTracker::default();
+        let mut got = Vec::new();
+        for f in &frames {
+            got.extend(tracker.push(&ImagePlane::new(f, luma), eight_bit_scale(depth)));
+        }
+        got.extend(tracker.finish());
+        let want = &clip["models"]["vmaf_v0.6.1"]["frames"];
+        assert_eq!(got.len(), frames.len());
+        for (i, (index, motion2)) in got.into_iter().enumerate() {
+            assert_eq!(index, i as u64);
+            let want = want[i]["features"]["motion2"].as_f64().unwrap();
+            // libvmaf's integer motion against our float one: within 5e-5 here.
+            assert!(
+                (motion2 - want).abs() < 1e-3,
+                "{name} frame {i}: motion2 {motion2} against libvmaf's {want}"
+            );
+        }
+    }
+}
