@@ -11,14 +11,23 @@ use rayon::prelude::*;
 
 use crate::scoring::rows::RowSource;
 
-/// libvmaf's motion filter.
-const FILTER: [f32; 5] = [
-    0.054488685,
-    0.244201342,
-    0.402619947,
-    0.244201342,
-    0.054488685,
-];
+/// libvmaf's motion filter, as it gives it (to more digits than f32 holds).
+const FILTER: [f32; 5] = {
+    let f: [f64; 5] = [
+        0.054488685,
+        0.244201342,
+        0.402619947,
+        0.244201342,
+        0.054488685,
+    ];
+    [
+        f[0] as f32,
+        f[1] as f32,
+        f[2] as f32,
+        f[3] as f32,
+        f[4] as f32,
+    ]
+};
 const RADIUS: usize = FILTER.len() / 2;
 /// Output rows a thread filters at a time.
 const BAND: usize = 32;
