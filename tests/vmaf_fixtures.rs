@@ -4,6 +4,7 @@
 
 use gstgpucompare::scoring::rows::ImagePlane;
 use gstgpucompare::scoring::vmaf::motion::{MotionTracker, eight_bit_scale};
+use gstgpucompare::scoring::vmaf::vif::vif;
 use gstgpucompare::scoring::vmaf::{Features, Model, Pooled};
 use gstgpucompare::scoring::{ChannelMode, ColorKind, Component, ImageView, planes_for};
 use serde_json::Value;
@@ -151,6 +152,63 @@ fn motion2_equals_libvmafs() {
                 (motion2 - want).abs() < 1e-3,
                 "{name} frame {i}: motion2 {motion2} against libvmaf's {want}"
             );
+        }
+    }
+}
+
+/// Each clip's reference and distorted frames, with the clip's entry.
+fn clips(e: &Value) -> Vec<(String, Value, Vec<u8>, Vec<u8>)> {
+    e["clips"]
+        .as_object()
+        .expect("clips")
+        .iter()
+        .map(|(name, clip)| {
+            let read = |k: &str| {
+                let file = clip[k].as_str().expect("clip file");
+                std::fs::read(format!("{FIXTURES}/{file}")).expect("clip")
+            };
+            (
+                name.clone(),
+                clip.clone(),
+                read("reference"),
+                read("distorted"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn vif_equals_libvmafs() {
+    let e = expected();
+    let luma = planes_for(ColorKind::Yuv, ChannelMode::Luma)[0];
+    for (name, clip, ref_data, dist_data) in clips(&e) {
+        let dim = |k: &str| clip[k].as_u64().expect("clip dimensions") as usize;
+        let (w, h, depth) = (dim("width"), dim("height"), dim("depth") as u32);
+        let refs = i420_frames(&ref_data, w, h, depth);
+        let dists = i420_frames(&dist_data, w, h, depth);
+        for (model, limit) in [("vmaf_v0.6.1", 100.0), ("vmaf_v0.6.1neg", 1.0)] {
+            assert_eq!(
+                Model::load(model)
+                    .unwrap()
+                    .feature_options()
+                    .vif_enhn_gain_limit,
+                limit
+            );
+            let want = &clip["models"][model]["frames"];
+            for (i, (r, d)) in refs.iter().zip(&dists).enumerate() {
+                let (r, d) = (ImagePlane::new(r, luma), ImagePlane::new(d, luma));
+                let got = vif(&r, &d, eight_bit_scale(depth), limit);
+                for (s, v) in got.iter().enumerate() {
+                    let want = want[i]["features"][format!("vif_scale{s}")]
+                        .as_f64()
+                        .unwrap();
+                    // libvmaf's integer VIF against our float one: within 4e-4 here.
+                    assert!(
+                        (v - want).abs() < 1e-3,
+                        "{name} {model} frame {i} scale {s}: {v} against libvmaf's {want}"
+                    );
+                }
+            }
         }
     }
 }

@@ -3,12 +3,13 @@
 //!
 //! GStreamer-free. This part holds the models ([`Model`], libvmaf's JSON format, the
 //! built-in `vmaf_v0.6.1`, `vmaf_v0.6.1neg` and `vmaf_4k_v0.6.1` among them), their
-//! regression, the pooling of per-frame scores as libvmaf pools them ([`Pooled`]), and
-//! the motion features ([`motion`]).
+//! regression, the pooling of per-frame scores as libvmaf pools them ([`Pooled`]), the
+//! motion features ([`motion`]) and VIF ([`vif`]).
 
 mod model;
 pub mod motion;
 mod svm;
+pub mod vif;
 
 use std::fmt;
 
