@@ -3,6 +3,7 @@
 //! must give libvmaf's scores with the same model) and the features we compute.
 
 use gstgpucompare::scoring::rows::ImagePlane;
+use gstgpucompare::scoring::vmaf::adm::adm2;
 use gstgpucompare::scoring::vmaf::motion::{MotionTracker, eight_bit_scale};
 use gstgpucompare::scoring::vmaf::vif::vif;
 use gstgpucompare::scoring::vmaf::{Features, Model, Pooled};
@@ -209,6 +210,88 @@ fn vif_equals_libvmafs() {
                     );
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn adm2_equals_libvmafs() {
+    let e = expected();
+    let luma = planes_for(ColorKind::Yuv, ChannelMode::Luma)[0];
+    for (name, clip, ref_data, dist_data) in clips(&e) {
+        let dim = |k: &str| clip[k].as_u64().expect("clip dimensions") as usize;
+        let (w, h, depth) = (dim("width"), dim("height"), dim("depth") as u32);
+        let refs = i420_frames(&ref_data, w, h, depth);
+        let dists = i420_frames(&dist_data, w, h, depth);
+        for (model, limit) in [("vmaf_v0.6.1", 100.0), ("vmaf_v0.6.1neg", 1.0)] {
+            assert_eq!(
+                Model::load(model)
+                    .unwrap()
+                    .feature_options()
+                    .adm_enhn_gain_limit,
+                limit
+            );
+            let want = &clip["models"][model]["frames"];
+            for (i, (r, d)) in refs.iter().zip(&dists).enumerate() {
+                let (r, d) = (ImagePlane::new(r, luma), ImagePlane::new(d, luma));
+                let got = adm2(&r, &d, eight_bit_scale(depth), limit);
+                let want = want[i]["features"]["adm2"].as_f64().unwrap();
+                // libvmaf's integer ADM against our float one: within 7e-6 here.
+                assert!(
+                    (got - want).abs() < 1e-3,
+                    "{name} {model} frame {i}: adm2 {got} against libvmaf's {want}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn vmaf_from_our_features_equals_libvmafs() {
+    let e = expected();
+    let luma = planes_for(ColorKind::Yuv, ChannelMode::Luma)[0];
+    for (name, clip, ref_data, dist_data) in clips(&e) {
+        let dim = |k: &str| clip[k].as_u64().expect("clip dimensions") as usize;
+        let (w, h, depth) = (dim("width"), dim("height"), dim("depth") as u32);
+        let refs = i420_frames(&ref_data, w, h, depth);
+        let dists = i420_frames(&dist_data, w, h, depth);
+        let scale = eight_bit_scale(depth);
+        for (model_name, libvmaf) in clip["models"].as_object().expect("models") {
+            let model = Model::load(model_name).unwrap();
+            let opts = model.feature_options();
+            let mut tracker = MotionTracker::default();
+            let mut motion2 = Vec::new();
+            let mut spatial = Vec::new();
+            for (r, d) in refs.iter().zip(&dists) {
+                let (r, d) = (ImagePlane::new(r, luma), ImagePlane::new(d, luma));
+                motion2.extend(tracker.push(&r, scale).map(|(_, m)| m));
+                spatial.push((
+                    adm2(&r, &d, scale, opts.adm_enhn_gain_limit),
+                    vif(&r, &d, scale, opts.vif_enhn_gain_limit),
+                ));
+            }
+            motion2.extend(tracker.finish().map(|(_, m)| m));
+            let scores: Vec<f64> = spatial
+                .iter()
+                .zip(&motion2)
+                .map(|(&(adm2, vif), &motion2)| model.predict(&Features { adm2, motion2, vif }))
+                .collect();
+            let frames = libvmaf["frames"].as_array().expect("frames");
+            assert_eq!(scores.len(), frames.len());
+            for (i, (got, f)) in scores.iter().zip(frames).enumerate() {
+                let want = f["vmaf"].as_f64().unwrap();
+                // The bars: 0.05 per frame (0.018 here), 0.02 for the mean.
+                assert!(
+                    (got - want).abs() < 0.05,
+                    "{name} {model_name} frame {i}: VMAF {got} against libvmaf's {want}"
+                );
+            }
+            let mean = Pooled::of(&scores).unwrap().mean;
+            let want = libvmaf["pooled"]["mean"].as_f64().unwrap();
+            assert!(
+                (mean - want).abs() < 0.02,
+                "{name} {model_name}: mean VMAF {mean} against libvmaf's {want}"
+            );
         }
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! GStreamer-free. This part holds the models ([`Model`], libvmaf's JSON format, the
 //! built-in `vmaf_v0.6.1`, `vmaf_v0.6.1neg` and `vmaf_4k_v0.6.1` among them), their
-//! regression, the pooling of per-frame scores as libvmaf pools them ([`Pooled`]), the
-//! motion features ([`motion`]) and VIF ([`vif`]).
+//! regression, the pooling of per-frame scores as libvmaf pools them ([`Pooled`]), and
+//! the features: motion ([`motion`]), VIF ([`vif`]) and ADM2 ([`adm`]).
 
+pub mod adm;
 mod model;
 pub mod motion;
 mod svm;
