@@ -2,6 +2,7 @@
 //! values are printed to six decimals): its regression and pooling (libvmaf's features
 //! must give libvmaf's scores with the same model) and the features we compute.
 
+use gstgpucompare::scoring::native::Simd;
 use gstgpucompare::scoring::rows::ImagePlane;
 use gstgpucompare::scoring::vmaf::adm::adm2;
 use gstgpucompare::scoring::vmaf::motion::{MotionTracker, eight_bit_scale};
@@ -196,18 +197,19 @@ fn vif_equals_libvmafs() {
                 limit
             );
             let want = &clip["models"][model]["frames"];
-            for (i, (r, d)) in refs.iter().zip(&dists).enumerate() {
-                let (r, d) = (ImagePlane::new(r, luma), ImagePlane::new(d, luma));
-                let got = vif(&r, &d, eight_bit_scale(depth), limit);
-                for (s, v) in got.iter().enumerate() {
-                    let want = want[i]["features"][format!("vif_scale{s}")]
-                        .as_f64()
-                        .unwrap();
-                    // libvmaf's integer VIF against our float one: within 4e-4 here.
-                    assert!(
-                        (v - want).abs() < 1e-3,
-                        "{name} {model} frame {i} scale {s}: {v} against libvmaf's {want}"
-                    );
+            for simd in Simd::available() {
+                for (i, (r, d)) in refs.iter().zip(&dists).enumerate() {
+                    let (r, d) = (ImagePlane::new(r, luma), ImagePlane::new(d, luma));
+                    let got = vif(simd, &r, &d, eight_bit_scale(depth), limit);
+                    for (s, v) in got.iter().enumerate() {
+                        let want = &want[i]["features"][format!("vif_scale{s}")];
+                        let want = want.as_f64().unwrap();
+                        // libvmaf's integer VIF against our float one: within 4e-4 here.
+                        assert!(
+                            (v - want).abs() < 1e-3,
+                            "{name} {model} {simd:?} frame {i} scale {s}: {v} against {want}"
+                        );
+                    }
                 }
             }
         }
@@ -232,15 +234,17 @@ fn adm2_equals_libvmafs() {
                 limit
             );
             let want = &clip["models"][model]["frames"];
-            for (i, (r, d)) in refs.iter().zip(&dists).enumerate() {
-                let (r, d) = (ImagePlane::new(r, luma), ImagePlane::new(d, luma));
-                let got = adm2(&r, &d, eight_bit_scale(depth), limit);
-                let want = want[i]["features"]["adm2"].as_f64().unwrap();
-                // libvmaf's integer ADM against our float one: within 7e-6 here.
-                assert!(
-                    (got - want).abs() < 1e-3,
-                    "{name} {model} frame {i}: adm2 {got} against libvmaf's {want}"
-                );
+            for simd in Simd::available() {
+                for (i, (r, d)) in refs.iter().zip(&dists).enumerate() {
+                    let (r, d) = (ImagePlane::new(r, luma), ImagePlane::new(d, luma));
+                    let got = adm2(simd, &r, &d, eight_bit_scale(depth), limit);
+                    let want = want[i]["features"]["adm2"].as_f64().unwrap();
+                    // libvmaf's integer ADM against our float one: within 7e-6 here.
+                    assert!(
+                        (got - want).abs() < 1e-3,
+                        "{name} {model} {simd:?} frame {i}: adm2 {got} against {want}"
+                    );
+                }
             }
         }
     }
@@ -266,8 +270,8 @@ fn vmaf_from_our_features_equals_libvmafs() {
                 let (r, d) = (ImagePlane::new(r, luma), ImagePlane::new(d, luma));
                 motion2.extend(tracker.push(&r, scale).map(|(_, m)| m));
                 spatial.push((
-                    adm2(&r, &d, scale, opts.adm_enhn_gain_limit),
-                    vif(&r, &d, scale, opts.vif_enhn_gain_limit),
+                    adm2(Simd::active(), &r, &d, scale, opts.adm_enhn_gain_limit),
+                    vif(Simd::active(), &r, &d, scale, opts.vif_enhn_gain_limit),
                 ));
             }
             motion2.extend(tracker.finish().map(|(_, m)| m));

@@ -16,6 +16,8 @@
 
 use rayon::prelude::*;
 
+use super::{madd, usable};
+use crate::scoring::native::Simd;
 use crate::scoring::rows::RowSource;
 
 const LEVELS: usize = 4;
@@ -29,9 +31,8 @@ const DISPLAY_ROWS: f64 = 1080.0;
 /// The Daubechies-2 analysis filters, low- and high-pass.
 const LO: [f32; 4] = [0.482_962_9, 0.836_516_3, 0.224_143_87, -0.129_409_52];
 const HI: [f32; 4] = [-0.129_409_52, -0.224_143_87, 0.836_516_3, -0.482_962_9];
-/// The masking window: 1/30 around the centre, 1/15 at it.
+/// The masking window's weight: 1/30 around the centre, twice that at it.
 const ONE_BY_30: f32 = 1.0 / 30.0;
-const ONE_BY_15: f32 = 1.0 / 15.0;
 
 /// Index `k` (at most one step outside `0..n`) mirrored into it: −1 → 1, n → n − 1.
 fn mirror(k: isize, n: usize) -> usize {
@@ -47,7 +48,7 @@ fn mirror(k: isize, n: usize) -> usize {
 }
 
 /// A plane of floats, row by row.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 struct Grid {
     w: usize,
     h: usize,
@@ -55,62 +56,120 @@ struct Grid {
 }
 
 impl Grid {
-    fn at(&self, y: usize, x: usize) -> f32 {
-        self.v[y * self.w + x]
+    /// Resized for a `w`×`h` plane, keeping the allocation.
+    fn reshape(&mut self, w: usize, h: usize) {
+        (self.w, self.h) = (w, h);
+        self.v.resize(w * h, 0.0);
+    }
+
+    fn row(&self, y: usize) -> &[f32] {
+        &self.v[y * self.w..(y + 1) * self.w]
     }
 }
 
-/// One level of the transform: the approximation and the three detail bands.
+/// One level of the transform: the approximation and the three detail bands
+/// (horizontal, vertical, diagonal).
+#[derive(Default)]
 struct Level {
     a: Grid,
-    /// Horizontal, vertical and diagonal detail.
     detail: [Grid; 3],
 }
 
-/// One level of the wavelet transform of `src`: (h + 1) / 2 rows of (w + 1) / 2.
-fn dwt(src: &Grid) -> Level {
-    let (w, h) = (src.w, src.h);
-    let (w2, h2) = (w.div_ceil(2), h.div_ceil(2));
-    let taps = |i: usize, n: usize| -> [usize; 4] {
-        std::array::from_fn(|k| mirror(2 * i as isize - 1 + k as isize, n))
-    };
-    let rows: Vec<[Vec<f32>; 4]> = (0..h2)
-        .into_par_iter()
-        .map(|i| {
-            let ys = taps(i, h);
-            let (mut lo, mut hi) = (vec![0f32; w], vec![0f32; w]);
-            for (x, (l, hh)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
-                let s = ys.map(|y| src.at(y, x));
-                *l = (0..4).fold(0.0, |acc, k| acc + LO[k] * s[k]);
-                *hh = (0..4).fold(0.0, |acc, k| acc + HI[k] * s[k]);
-            }
-            let horizontal = |v: &[f32], f: &[f32; 4]| -> Vec<f32> {
-                (0..w2)
-                    .map(|j| {
-                        let xs = taps(j, w);
-                        (0..4).fold(0.0, |acc, k| acc + f[k] * v[xs[k]])
-                    })
-                    .collect()
-            };
-            // A; H (vertical high, horizontal low); V (vertical low, horizontal high); D.
-            let out: [Vec<f32>; 4] = [
-                horizontal(&lo, &LO),
-                horizontal(&hi, &LO),
-                horizontal(&lo, &HI),
-                horizontal(&hi, &HI),
-            ];
-            out
-        })
-        .collect();
-    let band = |b: usize| Grid {
-        w: w2,
-        h: h2,
-        v: rows.iter().flat_map(|r| r[b].iter().copied()).collect(),
-    };
-    Level {
-        a: band(0),
-        detail: [band(1), band(2), band(3)],
+/// Output rows a thread works on at a time.
+const BAND: usize = 16;
+
+/// Filters a row, padded so that `p[m]` is column m − 1 (mirrored), with the four taps at
+/// every second column: `out[j] = Σ f[k]·p[2j + k]`, read from its even and odd columns so
+/// that the loads are contiguous.
+#[inline(always)]
+fn decimate_row<const FMA: bool>(even: &[f32], odd: &[f32], f: &[f32; 4], out: &mut [f32]) {
+    let n = out.len();
+    let (e0, o0, e1, o1) = (&even[..n], &odd[..n], &even[1..n + 1], &odd[1..n + 1]);
+    for j in 0..n {
+        let acc = f[0] * e0[j];
+        let acc = madd::<FMA>(f[1], o0[j], acc);
+        let acc = madd::<FMA>(f[2], e1[j], acc);
+        out[j] = madd::<FMA>(f[3], o1[j], acc);
     }
+}
+
+/// Rows `rows` of one level of the wavelet transform of `src` into `bands` (A, H, V, D:
+/// slices of those rows).
+#[inline(always)]
+fn dwt_rows<const FMA: bool>(src: &Grid, rows: std::ops::Range<usize>, bands: [&mut [f32]; 4]) {
+    let (w, h) = (src.w, src.h);
+    let w2 = w.div_ceil(2);
+    let padded = w + 3;
+    let mut lo = vec![0f32; padded];
+    let mut hi = vec![0f32; padded];
+    let half = padded.div_ceil(2);
+    let mut split = [
+        vec![0f32; half],
+        vec![0f32; half],
+        vec![0f32; half],
+        vec![0f32; half],
+    ];
+    let [a, hb, vb, d] = bands;
+    for (r, i) in rows.enumerate() {
+        let ys: [&[f32]; 4] =
+            std::array::from_fn(|k| src.row(mirror(2 * i as isize - 1 + k as isize, h)));
+        {
+            let (lo, hi) = (&mut lo[1..w + 1], &mut hi[1..w + 1]);
+            let (s0, s1, s2, s3) = (&ys[0][..w], &ys[1][..w], &ys[2][..w], &ys[3][..w]);
+            for x in 0..w {
+                let l = LO[0] * s0[x];
+                let l = madd::<FMA>(LO[1], s1[x], l);
+                let l = madd::<FMA>(LO[2], s2[x], l);
+                lo[x] = madd::<FMA>(LO[3], s3[x], l);
+                let g = HI[0] * s0[x];
+                let g = madd::<FMA>(HI[1], s1[x], g);
+                let g = madd::<FMA>(HI[2], s2[x], g);
+                hi[x] = madd::<FMA>(HI[3], s3[x], g);
+            }
+        }
+        for row in [&mut lo, &mut hi] {
+            row[0] = row[1 + mirror(-1, w)];
+            row[w + 1] = row[1 + mirror(w as isize, w)];
+            row[w + 2] = row[1 + mirror(w as isize + 1, w)];
+        }
+        for (m, (l, g)) in lo.iter().zip(&hi).enumerate() {
+            split[m % 2][m / 2] = *l;
+            split[2 + m % 2][m / 2] = *g;
+        }
+        let at = r * w2..(r + 1) * w2;
+        decimate_row::<FMA>(&split[0], &split[1], &LO, &mut a[at.clone()]);
+        decimate_row::<FMA>(&split[0], &split[1], &HI, &mut vb[at.clone()]);
+        decimate_row::<FMA>(&split[2], &split[3], &LO, &mut hb[at.clone()]);
+        decimate_row::<FMA>(&split[2], &split[3], &HI, &mut d[at]);
+    }
+}
+
+simd_variants! {
+    /// [`dwt_rows`] for an instruction set.
+    fn dwt_rows_for = dwt_rows(src: &Grid, rows: std::ops::Range<usize>, bands: [&mut [f32]; 4]) -> ()
+}
+
+/// One level of the wavelet transform of `src` into `out`: (h + 1) / 2 rows of
+/// (w + 1) / 2.
+fn dwt(simd: Simd, src: &Grid, out: &mut Level) {
+    let (w2, h2) = (src.w.div_ceil(2), src.h.div_ceil(2));
+    out.a.reshape(w2, h2);
+    for d in out.detail.iter_mut() {
+        d.reshape(w2, h2);
+    }
+    let [hb, vb, db] = &mut out.detail;
+    let chunk = (w2 * BAND).max(1);
+    out.a
+        .v
+        .par_chunks_mut(chunk)
+        .zip(hb.v.par_chunks_mut(chunk))
+        .zip(vb.v.par_chunks_mut(chunk))
+        .zip(db.v.par_chunks_mut(chunk))
+        .enumerate()
+        .for_each(|(band, (((a, hb), vb), db))| {
+            let rows = band * BAND..(band * BAND + a.len() / w2.max(1)).min(h2);
+            dwt_rows_for(simd, src, rows, [a, hb, vb, db]);
+        });
 }
 
 /// Watson's contrast sensitivity weights of level `level` for the horizontal and
@@ -146,135 +205,240 @@ fn norm3(cubes: f64, area: usize) -> f64 {
     cubes.cbrt() + (area as f64 * NOISE_WEIGHT).cbrt()
 }
 
-/// The reference's detail split from the distorted's: (restored, additive) per band.
-fn decouple(r: &[Grid; 3], d: &[Grid; 3], gain_limit: f32) -> ([Grid; 3], [Grid; 3]) {
-    let cos_1deg_sq = (1f64.to_radians().cos().powi(2)) as f32;
-    let n = r[0].v.len();
-    let mut restored = [r[0].clone(), r[0].clone(), r[0].clone()];
-    let mut additive = [r[0].clone(), r[0].clone(), r[0].clone()];
-    for p in 0..n {
-        let o = [r[0].v[p], r[1].v[p], r[2].v[p]];
-        let t = [d[0].v[p], d[1].v[p], d[2].v[p]];
-        let dot = o[0] * t[0] + o[1] * t[1];
-        let (o_mag, t_mag) = (o[0] * o[0] + o[1] * o[1], t[0] * t[0] + t[1] * t[1]);
-        let aligned = dot >= 0.0 && dot * dot >= cos_1deg_sq * o_mag * t_mag;
-        for b in 0..3 {
-            let k = (t[b] / (o[b] + 1e-30)).clamp(0.0, 1.0);
-            let mut rst = k * o[b];
-            if aligned && rst > 0.0 {
-                rst = (rst * gain_limit).min(t[b]);
-            } else if aligned && rst < 0.0 {
-                rst = (rst * gain_limit).max(t[b]);
-            }
-            restored[b].v[p] = rst;
-            additive[b].v[p] = t[b] - rst;
-        }
-    }
-    (restored, additive)
+/// The distorted detail `t` that is the reference's `o` carried over (the restored
+/// detail): `o` scaled by t / o clipped to [0, 1], or, where the orientations are
+/// `aligned`, `t` itself up to the gain limit times that.
+#[inline(always)]
+fn restored(o: f32, t: f32, aligned: bool, gain_limit: f32) -> f32 {
+    let k = (t / (o + 1e-30)).clamp(0.0, 1.0);
+    let rst = k * o;
+    let boosted = if rst > 0.0 {
+        (rst * gain_limit).min(t)
+    } else if rst < 0.0 {
+        (rst * gain_limit).max(t)
+    } else {
+        rst
+    };
+    if aligned { boosted } else { rst }
 }
 
-/// One level's numerator and denominator.
+/// Whether the (H, V) orientations of the reference's and the distorted detail are within
+/// 1° of each other.
+#[inline(always)]
+fn aligned(o: [f32; 3], t: [f32; 3]) -> bool {
+    // cos²(1°).
+    const COS_1DEG_SQ: f32 = 0.999_695_4;
+    let dot = o[0] * t[0] + o[1] * t[1];
+    let (om, tm) = (o[0] * o[0] + o[1] * o[1], t[0] * t[0] + t[1] * t[1]);
+    dot >= 0.0 && dot * dot >= COS_1DEG_SQ * om * tm
+}
+
+/// A row of the masking sum: Σ over the bands of |csf-weighted impairment| / 30.
+#[inline(always)]
+fn mask_row<const FMA: bool>(
+    refs: [&[f32]; 3],
+    dists: [&[f32]; 3],
+    rf: [f32; 3],
+    gain_limit: f32,
+    out: &mut [f32],
+) {
+    for (x, s) in out.iter_mut().enumerate() {
+        let o = [refs[0][x], refs[1][x], refs[2][x]];
+        let t = [dists[0][x], dists[1][x], dists[2][x]];
+        let al = aligned(o, t);
+        let mut sum = 0f32;
+        for b in 0..3 {
+            let a = t[b] - restored(o[b], t[b], al, gain_limit);
+            sum += (rf[b] * a).abs();
+        }
+        *s = sum * ONE_BY_30;
+    }
+}
+
+/// The cubes of row `y`'s masked, weighted restored detail over columns `cols`, per band;
+/// `mask` is the row's masking sum and those above and below it.
+#[inline(always)]
+fn detail_row<const FMA: bool>(
+    refs: [&[f32]; 3],
+    dists: [&[f32]; 3],
+    mask: [&[f32]; 3],
+    cols: std::ops::Range<usize>,
+    rf: [f32; 3],
+    gain_limit: f32,
+) -> [f64; 3] {
+    let w = mask[1].len();
+    let mut sums = [0f32; 3];
+    for x in cols {
+        let (l, r) = (mirror(x as isize - 1, w), mirror(x as isize + 1, w));
+        let column = |c: usize| mask[0][c] + mask[1][c] + mask[2][c];
+        // The 3×3 sum, plus the centre once more: 2/30 at the centre, 1/30 around.
+        let threshold = column(l) + column(x) + column(r) + mask[1][x];
+        let o = [refs[0][x], refs[1][x], refs[2][x]];
+        let t = [dists[0][x], dists[1][x], dists[2][x]];
+        let al = aligned(o, t);
+        for b in 0..3 {
+            let v = ((rf[b] * restored(o[b], t[b], al, gain_limit)).abs() - threshold).max(0.0);
+            sums[b] = madd::<FMA>(v * v, v, sums[b]);
+        }
+    }
+    sums.map(f64::from)
+}
+
+simd_variants! {
+    /// [`mask_row`] for an instruction set.
+    fn mask_row_for = mask_row(
+        refs: [&[f32]; 3],
+        dists: [&[f32]; 3],
+        rf: [f32; 3],
+        gain_limit: f32,
+        out: &mut [f32],
+    ) -> ()
+}
+
+simd_variants! {
+    /// [`detail_row`] for an instruction set.
+    fn detail_row_for = detail_row(
+        refs: [&[f32]; 3],
+        dists: [&[f32]; 3],
+        mask: [&[f32]; 3],
+        cols: std::ops::Range<usize>,
+        rf: [f32; 3],
+        gain_limit: f32,
+    ) -> [f64; 3]
+}
+
+/// One level's numerator and denominator; `mask` is scratch.
 fn level_sums(
+    simd: Simd,
     reference: &[Grid; 3],
     distorted: &[Grid; 3],
     level: usize,
     gain_limit: f32,
+    mask: &mut Grid,
 ) -> (f64, f64) {
     let (w, h) = (reference[0].w, reference[0].h);
     let rf = csf_weights(level);
     let (rows, cols) = (centre(h), centre(w));
     let area = rows.len() * cols.len();
-    let den: f64 = (0..3)
-        .map(|b| {
-            let cubes: f64 = rows
-                .clone()
-                .map(|y| {
-                    cols.clone()
-                        .map(|x| f64::from((rf[b] * reference[b].at(y, x)).abs()).powi(3))
-                        .sum::<f64>()
-                })
-                .sum();
-            norm3(cubes, area)
-        })
-        .sum();
-    let (restored, additive) = decouple(reference, distorted, gain_limit);
-    // The impairment, weighted, and its share of the masking threshold around a pixel.
-    let csf_a: Vec<Grid> = (0..3)
-        .map(|b| Grid {
-            v: additive[b].v.iter().map(|v| rf[b] * v).collect(),
-            ..additive[b].clone()
-        })
-        .collect();
-    let csf_f: Vec<Grid> = csf_a
-        .iter()
-        .map(|g| Grid {
-            v: g.v.iter().map(|v| ONE_BY_30 * v.abs()).collect(),
-            ..g.clone()
-        })
-        .collect();
-    let cubes = rows
+    let ref_rows = |y: usize| [0, 1, 2].map(|b| reference[b].row(y));
+    let dist_rows = |y: usize| [0, 1, 2].map(|b| distorted[b].row(y));
+    let den_cubes = rows
         .clone()
         .into_par_iter()
         .map(|y| {
+            let refs = ref_rows(y);
             let mut sums = [0f64; 3];
-            for x in cols.clone() {
-                let mut threshold = 0f32;
-                for b in 0..3 {
-                    let mut s = 0f32;
-                    for dy in -1..=1isize {
-                        for dx in -1..=1isize {
-                            let (yy, xx) = (mirror(y as isize + dy, h), mirror(x as isize + dx, w));
-                            s += if dy == 0 && dx == 0 {
-                                ONE_BY_15 * csf_a[b].at(y, x).abs()
-                            } else {
-                                csf_f[b].at(yy, xx)
-                            };
-                        }
-                    }
-                    threshold += s;
-                }
-                for (b, sum) in sums.iter_mut().enumerate() {
-                    let v = ((rf[b] * restored[b].at(y, x)).abs() - threshold).max(0.0);
-                    *sum += f64::from(v).powi(3);
-                }
+            for (b, sum) in sums.iter_mut().enumerate() {
+                *sum = refs[b][cols.clone()]
+                    .iter()
+                    .map(|&v| f64::from((rf[b] * v).abs()).powi(3))
+                    .sum();
             }
             sums
         })
         .reduce(|| [0.0; 3], |a, b| [a[0] + b[0], a[1] + b[1], a[2] + b[2]]);
-    let num = cubes.iter().map(|c| norm3(*c, area)).sum();
+    mask.reshape(w, h);
+    mask.v
+        .par_chunks_mut(w.max(1))
+        .enumerate()
+        .for_each(|(y, out)| mask_row_for(simd, ref_rows(y), dist_rows(y), rf, gain_limit, out));
+    let mask = &*mask;
+    let num_cubes = rows
+        .clone()
+        .into_par_iter()
+        .map(|y| {
+            let around = [-1isize, 0, 1].map(|d| mask.row(mirror(y as isize + d, h)));
+            detail_row_for(
+                simd,
+                ref_rows(y),
+                dist_rows(y),
+                around,
+                cols.clone(),
+                rf,
+                gain_limit,
+            )
+        })
+        .reduce(|| [0.0; 3], |a, b| [a[0] + b[0], a[1] + b[1], a[2] + b[2]]);
+    let num = num_cubes.iter().map(|c| norm3(*c, area)).sum();
+    let den = den_cubes.iter().map(|c| norm3(*c, area)).sum();
     (num, den)
 }
 
-/// ADM2 of a luma pair of the same size (`scale` brings the samples to 8-bit units), with
-/// the model's enhancement gain limit.
-pub fn adm2<R: RowSource>(reference: &R, distorted: &R, scale: f32, gain_limit: f64) -> f64 {
-    let read = |plane: &R| {
-        let (w, h) = (plane.width(), plane.height());
-        let mut v = vec![0f32; w * h];
-        v.par_chunks_mut(w.max(1)).enumerate().for_each(|(y, row)| {
-            plane.read_row(y, row);
-            for s in row.iter_mut() {
-                *s = *s * scale - 128.0;
-            }
-        });
-        Grid { w, h, v }
-    };
-    let (mut x, mut y) = (read(reference), read(distorted));
-    if x.w == 0 || x.h == 0 {
-        return 1.0;
+/// The buffers of [`Adm::adm2`], kept from frame to frame: the two planes, each level of
+/// both transforms, and the masking sums.
+#[derive(Default)]
+pub struct Adm {
+    planes: (Grid, Grid),
+    levels: [(Level, Level); LEVELS],
+    mask: Grid,
+}
+
+impl Adm {
+    /// ADM2 of a luma pair of the same size (`scale` brings the samples to 8-bit units),
+    /// with the model's enhancement gain limit.
+    pub fn adm2<R: RowSource>(
+        &mut self,
+        simd: Simd,
+        reference: &R,
+        distorted: &R,
+        scale: f32,
+        gain_limit: f64,
+    ) -> f64 {
+        let simd = usable(simd);
+        let read = |plane: &R, g: &mut Grid| {
+            g.reshape(plane.width(), plane.height());
+            g.v.par_chunks_mut(g.w.max(1))
+                .enumerate()
+                .for_each(|(y, row)| {
+                    plane.read_row(y, row);
+                    for s in row.iter_mut() {
+                        *s = *s * scale - 128.0;
+                    }
+                });
+        };
+        read(reference, &mut self.planes.0);
+        read(distorted, &mut self.planes.1);
+        let (w, h) = (self.planes.0.w, self.planes.0.h);
+        if w == 0 || h == 0 {
+            return 1.0;
+        }
+        let limit = 1e-10 * (w * h) as f64 / (1920.0 * 1080.0);
+        let (mut num, mut den) = (0.0, 0.0);
+        for level in 0..LEVELS {
+            let (done, rest) = self.levels.split_at_mut(level);
+            let (lx, ly) = &mut rest[0];
+            let (sx, sy) = match done.last() {
+                None => (&self.planes.0, &self.planes.1),
+                Some((px, py)) => (&px.a, &py.a),
+            };
+            dwt(simd, sx, lx);
+            dwt(simd, sy, ly);
+            let (n, d) = level_sums(
+                simd,
+                &lx.detail,
+                &ly.detail,
+                level,
+                gain_limit as f32,
+                &mut self.mask,
+            );
+            num += n;
+            den += d;
+        }
+        let num = if num < limit { 0.0 } else { num };
+        let den = if den < limit { 0.0 } else { den };
+        if den == 0.0 { 1.0 } else { num / den }
     }
-    let limit = 1e-10 * (x.w * x.h) as f64 / (1920.0 * 1080.0);
-    let (mut num, mut den) = (0.0, 0.0);
-    for level in 0..LEVELS {
-        let (lx, ly) = (dwt(&x), dwt(&y));
-        let (n, d) = level_sums(&lx.detail, &ly.detail, level, gain_limit as f32);
-        num += n;
-        den += d;
-        (x, y) = (lx.a, ly.a);
-    }
-    let num = if num < limit { 0.0 } else { num };
-    let den = if den < limit { 0.0 } else { den };
-    if den == 0.0 { 1.0 } else { num / den }
+}
+
+/// [`Adm::adm2`] with buffers of its own.
+pub fn adm2<R: RowSource>(
+    simd: Simd,
+    reference: &R,
+    distorted: &R,
+    scale: f32,
+    gain_limit: f64,
+) -> f64 {
+    Adm::default().adm2(simd, reference, distorted, scale, gain_limit)
 }
 
 #[cfg(test)]
@@ -297,7 +461,8 @@ mod tests {
             h: 7,
             v: vec![10.0; 63],
         };
-        let l = dwt(&g);
+        let mut l = Level::default();
+        dwt(Simd::active(), &g, &mut l);
         assert_eq!((l.a.w, l.a.h), (5, 4));
         // The low-pass filter sums to √2, so two passes double the level.
         assert!(l.a.v.iter().all(|v| (v - 20.0).abs() < 1e-4), "{:?}", l.a.v);
@@ -309,9 +474,9 @@ mod tests {
     #[test]
     fn identical_planes_score_one_and_blur_scores_less() {
         let p = Plane::from_fn(96, 64, |x, y| ((x * 7 + y * 13) % 29) as f32 * 8.0);
-        assert!((adm2(&p, &p, 1.0, 100.0) - 1.0).abs() < 1e-6);
+        assert!((adm2(Simd::active(), &p, &p, 1.0, 100.0) - 1.0).abs() < 1e-6);
         let flat = Plane::from_fn(96, 64, |x, y| ((x * 7 + y * 13) % 29) as f32 * 2.0 + 100.0);
-        let lower = adm2(&p, &flat, 1.0, 100.0);
+        let lower = adm2(Simd::active(), &p, &flat, 1.0, 100.0);
         assert!(lower < 0.9, "{lower}");
     }
 

@@ -6,6 +6,37 @@
 //! regression, the pooling of per-frame scores as libvmaf pools them ([`Pooled`]), and
 //! the features: motion ([`motion`]), VIF ([`vif`]) and ADM2 ([`adm`]).
 
+/// Defines `$name(simd, args…)`, which runs `$inner::<FMA>(args…)` compiled for the
+/// instruction set `simd` (AVX-512, AVX2 with FMA, or the build's baseline), so that the
+/// compiler vectorises the loops of `$inner` (an `#[inline(always)]` function) for it.
+/// `simd` must be supported by the CPU: the features' entry points check.
+macro_rules! simd_variants {
+    ($(#[$doc:meta])* fn $name:ident = $inner:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty) => {
+        $(#[$doc])*
+        fn $name(simd: $crate::scoring::native::Simd, $($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2($($arg: $ty),*) -> $ret {
+                $inner::<true>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            unsafe fn avx512($($arg: $ty),*) -> $ret {
+                $inner::<true>($($arg),*)
+            }
+            match simd {
+                // SAFETY: the caller checked that the CPU has the instruction set.
+                #[cfg(target_arch = "x86_64")]
+                $crate::scoring::native::Simd::Avx512 => unsafe { avx512($($arg),*) },
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                $crate::scoring::native::Simd::Avx2 => unsafe { avx2($($arg),*) },
+                _ => $inner::<false>($($arg),*),
+            }
+        }
+    };
+}
+
 pub mod adm;
 mod model;
 pub mod motion;
@@ -17,6 +48,39 @@ use std::fmt;
 use serde_json::Value;
 
 pub use model::Model;
+
+/// `a · b + c`, fused where the instruction set has it (elsewhere `mul_add` is a call).
+#[inline(always)]
+pub(crate) fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// The instruction set a feature runs with: `simd`, or the baseline where the CPU lacks it.
+pub(crate) fn usable(simd: crate::scoring::native::Simd) -> crate::scoring::native::Simd {
+    if simd.supported() {
+        simd
+    } else {
+        crate::scoring::native::Simd::Portable
+    }
+}
+
+/// log2 of a positive, finite, normal `x`, to about 1e-7 relative, without a call: an
+/// exponent from the bits and a series in (m − 1) / (m + 1) for the mantissa m in
+/// [√½, √2), so that rows of them vectorise.
+#[inline(always)]
+pub(crate) fn log2_fast(x: f32) -> f32 {
+    let bits = x.to_bits();
+    let e = ((bits >> 23) & 0xff) as i32 - 127;
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    let big = m > std::f32::consts::SQRT_2;
+    let (m, e) = (if big { m * 0.5 } else { m }, if big { e + 1 } else { e });
+    let t = (m - 1.0) / (m + 1.0);
+    let t2 = t * t;
+    // 2 / ln 2 · (t + t³/3 + t⁵/5 + t⁷/7 + t⁹/9); the next term is below 1e-9.
+    const K: f32 = 2.0 / std::f32::consts::LN_2;
+    let series = t * (1.0 + t2 * (1.0 / 3.0 + t2 * (1.0 / 5.0 + t2 * (1.0 / 7.0 + t2 / 9.0))));
+    e as f32 + K * series
+}
 
 /// A feature a model reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +249,20 @@ impl std::error::Error for ModelError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log2_fast_is_log2() {
+        let mut worst = 0f64;
+        let mut x = 1e-6f32;
+        while x < 1e9 {
+            let err = (f64::from(log2_fast(x)) - f64::from(x).log2()).abs();
+            worst = worst.max(err / f64::from(x).log2().abs().max(1.0));
+            x *= 1.0137;
+        }
+        assert!(worst < 3e-7, "{worst}");
+        assert_eq!(log2_fast(1.0), 0.0);
+        assert_eq!(log2_fast(8.0), 3.0);
+    }
 
     #[test]
     fn model_feature_names_map_to_features() {

@@ -17,14 +17,18 @@
 
 use rayon::prelude::*;
 
+use super::{log2_fast, madd, usable};
+use crate::scoring::native::Simd;
 use crate::scoring::rows::RowSource;
 
 /// The noise variance σn², in 8-bit units.
 const SIGMA_NSQ: f32 = 2.0;
 const EPS: f32 = 1e-10;
 /// Output rows a thread works on at a time.
-const BAND: usize = 16;
+const BAND: usize = 32;
 const SCALES: usize = 4;
+/// Taps of the widest window (scale 0's).
+const MAX_TAPS: usize = 17;
 
 /// The window of scale `s`, normalised.
 fn window(s: usize) -> Vec<f32> {
@@ -59,6 +63,7 @@ fn reflect(i: isize, n: usize) -> usize {
 
 /// A plane of samples in 8-bit units, shifted by a constant (which no variance or
 /// covariance sees, and which keeps float32 from losing them to E[x²] − E[x]²).
+#[derive(Default)]
 struct Samples {
     w: usize,
     h: usize,
@@ -66,178 +71,290 @@ struct Samples {
 }
 
 impl Samples {
-    fn read<R: RowSource>(plane: &R, scale: f32) -> Samples {
-        let (w, h) = (plane.width(), plane.height());
-        let mut v = vec![0f32; w * h];
-        v.par_chunks_mut(w.max(1)).enumerate().for_each(|(y, row)| {
-            plane.read_row(y, row);
-            for s in row.iter_mut() {
-                *s = *s * scale - 128.0;
-            }
-        });
-        Samples { w, h, v }
+    /// Resized for a `w`×`h` plane, keeping the allocation.
+    fn reshape(&mut self, w: usize, h: usize) {
+        (self.w, self.h) = (w, h);
+        self.v.resize(w * h, 0.0);
     }
 
-    /// Filtered with `taps` and every second row and column kept.
-    fn filtered_half(&self, taps: &[f32]) -> Samples {
-        let (w2, h2) = (self.w / 2, self.h / 2);
-        let mut v = vec![0f32; w2 * h2];
-        let r = taps.len() / 2;
-        v.par_chunks_mut(w2.max(1))
+    fn read_from<R: RowSource>(&mut self, plane: &R, scale: f32) {
+        self.reshape(plane.width(), plane.height());
+        self.v
+            .par_chunks_mut(self.w.max(1))
             .enumerate()
-            .for_each(|(y2, out)| {
-                let y = 2 * y2;
-                let mut column = vec![0f32; self.w];
-                for (k, t) in taps.iter().enumerate() {
-                    let src = reflect(y as isize + k as isize - r as isize, self.h);
-                    for (c, s) in column
-                        .iter_mut()
-                        .zip(&self.v[src * self.w..(src + 1) * self.w])
-                    {
-                        *c += t * s;
-                    }
-                }
-                for (x2, o) in out.iter_mut().enumerate() {
-                    let x = 2 * x2;
-                    *o = taps
-                        .iter()
-                        .enumerate()
-                        .map(|(k, t)| {
-                            t * column[reflect(x as isize + k as isize - r as isize, self.w)]
-                        })
-                        .sum();
+            .for_each(|(y, row)| {
+                plane.read_row(y, row);
+                for s in row.iter_mut() {
+                    *s = *s * scale - 128.0;
                 }
             });
-        Samples { w: w2, h: h2, v }
+    }
+
+    /// The rows of the window of `taps` around row `row`, mirrored at the edges.
+    fn window_rows<'a>(&'a self, taps: &[f32], row: usize) -> [&'a [f32]; MAX_TAPS] {
+        let r = taps.len() / 2;
+        std::array::from_fn(|k| {
+            let src = reflect((row + k.min(taps.len() - 1)) as isize - r as isize, self.h);
+            &self.v[src * self.w..(src + 1) * self.w]
+        })
+    }
+
+    /// `src` filtered with `taps`, every second row and column kept.
+    fn half_of(&mut self, src: &Samples, taps: &[f32]) {
+        let (w, h) = (src.w, src.h);
+        self.reshape(w / 2, h / 2);
+        let w2 = self.w;
+        let r = taps.len() / 2;
+        self.v
+            .par_chunks_mut((w2 * BAND).max(1))
+            .enumerate()
+            .for_each(|(band, out)| {
+                // The vertical sums of a row, with its mirrored ends either side, and
+                // the same split into even and odd columns.
+                let mut column = vec![0f32; w + 2 * r + 2];
+                let mut split = [vec![0f32; w / 2 + r + 1], vec![0f32; w / 2 + r + 1]];
+                for (i, out) in out.chunks_mut(w2).enumerate() {
+                    let rows = src.window_rows(taps, 2 * (band * BAND + i));
+                    let inner = &mut column[r..r + w];
+                    inner.fill(0.0);
+                    for (&t, row) in taps.iter().zip(rows) {
+                        for (c, s) in inner.iter_mut().zip(row) {
+                            *c += t * s;
+                        }
+                    }
+                    for k in 1..=r {
+                        column[r - k] = column[r + reflect(-(k as isize), w)];
+                        column[r + w - 1 + k] = column[r + reflect((w - 1 + k) as isize, w)];
+                    }
+                    for (p, pair) in column.chunks_exact(2).enumerate().take(split[0].len()) {
+                        (split[0][p], split[1][p]) = (pair[0], pair[1]);
+                    }
+                    // Output column x2 is Σ taps[k] · column[2·x2 + k]: even taps read the
+                    // even columns, odd taps the odd ones, both contiguously.
+                    out.fill(0.0);
+                    for (k, &t) in taps.iter().enumerate() {
+                        let src = &split[k % 2][k / 2..k / 2 + w2];
+                        for (o, s) in out.iter_mut().zip(src) {
+                            *o += t * s;
+                        }
+                    }
+                }
+            });
     }
 }
 
-/// The five moments of a reference and a distorted sample, and their window sums.
-#[derive(Clone, Copy, Default)]
-struct Moments {
-    x: f32,
-    y: f32,
-    xx: f32,
-    yy: f32,
-    xy: f32,
-}
-
-impl Moments {
-    fn of(x: f32, y: f32) -> Moments {
-        Moments {
-            x,
-            y,
-            xx: x * x,
-            yy: y * y,
-            xy: x * y,
-        }
-    }
-
-    fn add_scaled(&mut self, t: f32, m: &Moments) {
-        self.x += t * m.x;
-        self.y += t * m.y;
-        self.xx += t * m.xx;
-        self.yy += t * m.yy;
-        self.xy += t * m.xy;
-    }
-}
-
-/// One pixel's numerator and denominator from its window's moments.
-fn statistic(m: &Moments, gain_limit: f32) -> (f32, f32) {
-    let mut s1 = (m.xx - m.x * m.x).max(0.0);
-    let s2 = (m.yy - m.y * m.y).max(0.0);
-    let s12 = m.xy - m.x * m.y;
-    let mut g = s12 / (s1 + EPS);
-    let mut sv = s2 - g * s12;
-    if s1 < EPS {
-        g = 0.0;
-        sv = s2;
-        s1 = 0.0;
-    }
-    if s2 < EPS {
-        g = 0.0;
-        sv = 0.0;
-    }
-    if g < 0.0 {
-        sv = s2;
-        g = 0.0;
-    }
+/// One pixel's numerator and denominator from its window's moments (means, second
+/// moments), branch-free so that a row of them vectorises.
+#[inline(always)]
+fn statistic(mx: f32, my: f32, xx: f32, yy: f32, xy: f32, gain_limit: f32) -> (f32, f32) {
+    let s1 = (xx - mx * mx).max(0.0);
+    let s2 = (yy - my * my).max(0.0);
+    let s12 = xy - mx * my;
+    let g = s12 / (s1 + EPS);
+    let sv = s2 - g * s12;
+    // σ1² ≈ 0: no gain, and all of σ2² is noise.
+    let flat1 = s1 < EPS;
+    let (g, sv, s1) = (
+        if flat1 { 0.0 } else { g },
+        if flat1 { s2 } else { sv },
+        if flat1 { 0.0 } else { s1 },
+    );
+    // σ2² ≈ 0: no gain and no noise.
+    let flat2 = s2 < EPS;
+    let (g, sv) = (if flat2 { 0.0 } else { g }, if flat2 { 0.0 } else { sv });
+    // A negative gain: none, and σ2² is noise.
+    let negative = g < 0.0;
+    let (g, sv) = (
+        if negative { 0.0 } else { g },
+        if negative { s2 } else { sv },
+    );
     let sv = sv.max(EPS);
     let g = g.min(gain_limit);
-    if s1 < SIGMA_NSQ {
-        return (1.0 - s2 * SIGMA_NSQ * SIGMA_NSQ / (255.0 * 255.0), 1.0);
-    }
-    let num = if s12 < 0.0 {
-        0.0
-    } else {
-        (1.0 + g * g * s1 / (sv + SIGMA_NSQ)).log2()
-    };
-    (num, (1.0 + s1 / SIGMA_NSQ).log2())
+    let num = log2_fast(1.0 + g * g * s1 / (sv + SIGMA_NSQ));
+    let num = if s12 < 0.0 { 0.0 } else { num };
+    let den = log2_fast(1.0 + s1 / SIGMA_NSQ);
+    // A flat reference.
+    let low = s1 < SIGMA_NSQ;
+    (
+        if low {
+            1.0 - s2 * (SIGMA_NSQ * SIGMA_NSQ / (255.0 * 255.0))
+        } else {
+            num
+        },
+        if low { 1.0 } else { den },
+    )
 }
 
-/// Σ num and Σ den of one scale.
-fn scale_sums(x: &Samples, y: &Samples, taps: &[f32], gain_limit: f32) -> (f64, f64) {
-    let (w, h) = (x.w, x.h);
+/// Columns worked on at a time: the five moment sums of a chunk stay in registers.
+const CHUNK: usize = 16;
+
+/// The vertical window sums of the five moments at columns `c0 .. c0 + n` (n ≤
+/// [`CHUNK`]; called with n = CHUNK, the loops become whole vectors) of the window's rows.
+#[inline(always)]
+fn vertical_chunk<const FMA: bool>(
+    xs: &[&[f32]; MAX_TAPS],
+    ys: &[&[f32]; MAX_TAPS],
+    taps: &[f32],
+    c0: usize,
+    n: usize,
+) -> [[f32; CHUNK]; 5] {
+    let mut a = [[0f32; CHUNK]; 5];
+    for ((&t, xr), yr) in taps.iter().zip(xs).zip(ys) {
+        let (xr, yr) = (&xr[c0..c0 + n], &yr[c0..c0 + n]);
+        for l in 0..n {
+            let (p, q) = (xr[l], yr[l]);
+            let (tp, tq) = (t * p, t * q);
+            a[0][l] += tp;
+            a[1][l] += tq;
+            a[2][l] = madd::<FMA>(tp, p, a[2][l]);
+            a[3][l] = madd::<FMA>(tq, q, a[3][l]);
+            a[4][l] = madd::<FMA>(tp, q, a[4][l]);
+        }
+    }
+    a
+}
+
+/// Σ num and Σ den over the output rows `rows` of one scale, written for the compiler to
+/// vectorise: each row's five moment sums are filtered vertically, a chunk of columns at a
+/// time, into five rows padded with their mirrored ends; then filtered horizontally and
+/// turned into num and den, again a chunk at a time.
+#[inline(always)]
+fn band_sums<const FMA: bool>(
+    x: &Samples,
+    y: &Samples,
+    taps: &[f32],
+    gain_limit: f32,
+    rows: std::ops::Range<usize>,
+) -> (f64, f64) {
+    let w = x.w;
     let r = taps.len() / 2;
+    // Room for a whole chunk past the last column's window.
+    let mut vertical: [Vec<f32>; 5] = std::array::from_fn(|_| vec![0f32; w + 2 * r + CHUNK]);
+    let (mut num, mut den) = (0f64, 0f64);
+    for row in rows {
+        let (xs, ys) = (x.window_rows(taps, row), y.window_rows(taps, row));
+        let mut c0 = 0;
+        while c0 < w {
+            let n = CHUNK.min(w - c0);
+            let a = if n == CHUNK {
+                vertical_chunk::<FMA>(&xs, &ys, taps, c0, CHUNK)
+            } else {
+                vertical_chunk::<FMA>(&xs, &ys, taps, c0, n)
+            };
+            for (v, a) in vertical.iter_mut().zip(&a) {
+                v[r + c0..r + c0 + n].copy_from_slice(&a[..n]);
+            }
+            c0 += CHUNK;
+        }
+        for v in vertical.iter_mut() {
+            for k in 1..=r {
+                v[r - k] = v[r + reflect(-(k as isize), w)];
+                v[r + w - 1 + k] = v[r + reflect((w - 1 + k) as isize, w)];
+            }
+        }
+        let (mut num_lanes, mut den_lanes) = ([0f32; CHUNK], [0f32; CHUNK]);
+        let mut c0 = 0;
+        while c0 < w {
+            let mut f = [[0f32; CHUNK]; 5];
+            for (f, v) in f.iter_mut().zip(&vertical) {
+                for (k, &t) in taps.iter().enumerate() {
+                    let src = &v[c0 + k..c0 + k + CHUNK];
+                    for l in 0..CHUNK {
+                        f[l] = madd::<FMA>(t, src[l], f[l]);
+                    }
+                }
+            }
+            let n = CHUNK.min(w - c0);
+            for l in 0..CHUNK {
+                let (nv, dv) = statistic(f[0][l], f[1][l], f[2][l], f[3][l], f[4][l], gain_limit);
+                // Lanes past the row's end hold other values: not counted.
+                let inside = l < n;
+                num_lanes[l] += if inside { nv } else { 0.0 };
+                den_lanes[l] += if inside { dv } else { 0.0 };
+            }
+            c0 += CHUNK;
+        }
+        num += num_lanes.iter().map(|&v| f64::from(v)).sum::<f64>();
+        den += den_lanes.iter().map(|&v| f64::from(v)).sum::<f64>();
+    }
+    (num, den)
+}
+
+simd_variants! {
+    /// [`band_sums`] for an instruction set.
+    fn band_sums_for = band_sums(
+        x: &Samples,
+        y: &Samples,
+        taps: &[f32],
+        gain_limit: f32,
+        rows: std::ops::Range<usize>,
+    ) -> (f64, f64)
+}
+
+/// Σ num and Σ den of one scale, in bands of rows on every thread.
+fn scale_sums(simd: Simd, x: &Samples, y: &Samples, taps: &[f32], gain_limit: f32) -> (f64, f64) {
+    let h = x.h;
     (0..h.div_ceil(BAND))
         .into_par_iter()
         .map(|band| {
-            let mut column = vec![Moments::default(); w];
-            let (mut num, mut den) = (0f64, 0f64);
-            for row in band * BAND..((band + 1) * BAND).min(h) {
-                column.fill(Moments::default());
-                for (k, t) in taps.iter().enumerate() {
-                    let src = reflect(row as isize + k as isize - r as isize, h) * w;
-                    let (xr, yr) = (&x.v[src..src + w], &y.v[src..src + w]);
-                    for ((c, a), b) in column.iter_mut().zip(xr).zip(yr) {
-                        c.add_scaled(*t, &Moments::of(*a, *b));
-                    }
-                }
-                let (mut row_num, mut row_den) = (0f32, 0f32);
-                for col in 0..w {
-                    let mut m = Moments::default();
-                    for (k, t) in taps.iter().enumerate() {
-                        m.add_scaled(
-                            *t,
-                            &column[reflect(col as isize + k as isize - r as isize, w)],
-                        );
-                    }
-                    let (n, d) = statistic(&m, gain_limit);
-                    row_num += n;
-                    row_den += d;
-                }
-                num += f64::from(row_num);
-                den += f64::from(row_den);
-            }
-            (num, den)
+            let rows = band * BAND..((band + 1) * BAND).min(h);
+            band_sums_for(simd, x, y, taps, gain_limit, rows)
         })
         .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
-/// The four VIF features of a luma pair of the same size (`scale` brings the samples to
-/// 8-bit units), with the model's enhancement gain limit.
+/// The buffers of [`Vif::features`], kept from frame to frame: each scale's two planes.
+#[derive(Default)]
+pub struct Vif {
+    scales: [(Samples, Samples); SCALES],
+}
+
+impl Vif {
+    /// The four VIF features of a luma pair of the same size (`scale` brings the samples
+    /// to 8-bit units), with the model's enhancement gain limit.
+    pub fn features<R: RowSource>(
+        &mut self,
+        simd: Simd,
+        reference: &R,
+        distorted: &R,
+        scale: f32,
+        gain_limit: f64,
+    ) -> [f64; SCALES] {
+        let simd = usable(simd);
+        let mut out = [1.0; SCALES];
+        for (s, o) in out.iter_mut().enumerate() {
+            let taps = window(s);
+            let (done, rest) = self.scales.split_at_mut(s);
+            let (x, y) = &mut rest[0];
+            match done.last() {
+                None => {
+                    x.read_from(reference, scale);
+                    y.read_from(distorted, scale);
+                }
+                Some((px, py)) => {
+                    x.half_of(px, &taps);
+                    y.half_of(py, &taps);
+                }
+            }
+            if x.w == 0 || x.h == 0 {
+                break;
+            }
+            let (num, den) = scale_sums(simd, x, y, &taps, gain_limit as f32);
+            *o = if den > 0.0 { num / den } else { 1.0 };
+        }
+        out
+    }
+}
+
+/// [`Vif::features`] with buffers of its own.
 pub fn vif<R: RowSource>(
+    simd: Simd,
     reference: &R,
     distorted: &R,
     scale: f32,
     gain_limit: f64,
 ) -> [f64; SCALES] {
-    let mut x = Samples::read(reference, scale);
-    let mut y = Samples::read(distorted, scale);
-    let mut out = [1.0; SCALES];
-    for (s, o) in out.iter_mut().enumerate() {
-        let taps = window(s);
-        if s > 0 {
-            x = x.filtered_half(&taps);
-            y = y.filtered_half(&taps);
-        }
-        if x.w == 0 || x.h == 0 {
-            break;
-        }
-        let (num, den) = scale_sums(&x, &y, &taps, gain_limit as f32);
-        *o = if den > 0.0 { num / den } else { 1.0 };
-    }
-    out
+    Vif::default().features(simd, reference, distorted, scale, gain_limit)
 }
 
 #[cfg(test)]
@@ -260,7 +377,7 @@ mod tests {
     #[test]
     fn identical_textured_planes_score_one_at_every_scale() {
         let p = Plane::from_fn(64, 48, |x, y| ((x * 7 + y * 13) % 29) as f32 * 8.0);
-        let v = vif(&p, &p, 1.0, 100.0);
+        let v = vif(Simd::active(), &p, &p, 1.0, 100.0);
         for s in v {
             assert!((s - 1.0).abs() < 1e-4, "{v:?}");
         }
@@ -272,12 +389,12 @@ mod tests {
         let noisy = Plane::from_fn(64, 48, |x, y| {
             ((x * 7 + y * 13) % 29) as f32 * 8.0 + ((x * 31 + y * 17) % 11) as f32 * 3.0
         });
-        let v = vif(&p, &noisy, 1.0, 100.0);
+        let v = vif(Simd::active(), &p, &noisy, 1.0, 100.0);
         assert!(v[0] < 0.9, "{v:?}");
         // A contrast-enhanced copy scores above 1 unless the gain is limited to 1.
         let enhanced = Plane::from_fn(64, 48, |x, y| ((x * 7 + y * 13) % 29) as f32 * 8.0 * 1.3);
-        let free = vif(&p, &enhanced, 1.0, 100.0);
-        let limited = vif(&p, &enhanced, 1.0, 1.0);
+        let free = vif(Simd::active(), &p, &enhanced, 1.0, 100.0);
+        let limited = vif(Simd::active(), &p, &enhanced, 1.0, 1.0);
         assert!(
             free[0] > 1.05 && limited[0] <= 1.0 + 1e-4,
             "{free:?} {limited:?}"
