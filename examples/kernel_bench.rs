@@ -67,6 +67,7 @@ fn run() -> Result<(), String> {
             psnr: true,
             ssim: true,
             ms_ssim: case == "ms-ssim",
+            vmaf: false,
         },
         channels: if case == "all" {
             ChannelMode::All

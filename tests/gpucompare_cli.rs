@@ -256,8 +256,8 @@ fn bad_inputs_and_options_exit_2_with_a_message() {
         ),
         (&[&r, &not_media], "text file"),
         (
-            &[&r, &d, "--metrics", "vmaf"],
-            "--metrics vmaf: not a valid value",
+            &[&r, &d, "--metrics", "lpips"],
+            "--metrics lpips: not a valid value",
         ),
         (
             &[&r, &d, "--batch-size", "0"],

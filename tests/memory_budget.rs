@@ -52,6 +52,7 @@ fn every_metric() -> Options {
         psnr: true,
         ssim: true,
         ms_ssim: true,
+        vmaf: false,
     })
 }
 
@@ -85,6 +86,7 @@ fn an_8192_square_pair_in_64_mib_equals_the_unconstrained_score() {
         psnr: true,
         ssim: true,
         ms_ssim: false,
+        vmaf: false,
     });
     let budget = 64 * MIB;
     let mut banded = scorer();

@@ -101,6 +101,7 @@ const ALL_METRICS: Metrics = Metrics {
     psnr: true,
     ssim: true,
     ms_ssim: true,
+    vmaf: false,
 };
 
 fn check(case: &str, mode: ChannelMode, got: &Scores, backend: &str) {

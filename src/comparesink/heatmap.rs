@@ -174,6 +174,7 @@ mod tests {
             ssim: Some(ssim),
             ms_ssim: None,
             ms_ssim_scales: 0,
+            vmaf: None,
             planes: Vec::new(),
             map: Some(map),
         }

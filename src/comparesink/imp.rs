@@ -20,6 +20,7 @@ use super::stats::StatsFile;
 use super::worker::{Scorer, Thresholds, spawn};
 use super::{CAT, CompareBackend, CompareChannels, CompareMetrics, CompareQuality};
 use crate::memory::SimulatedUsage;
+use crate::scoring::vmaf::Model;
 use crate::scoring::{BackendChoice, ChannelMode, Engine, FaultInjection, Metrics, Options};
 use crate::tier_settings::TierSettings;
 
@@ -29,6 +30,7 @@ const DEFAULT_BATCH_SIZE: u32 = 1;
 const MAX_BATCH_SIZE: u32 = 256;
 const DEFAULT_THRESHOLD: f64 = 0.0;
 const MAX_PSNR_THRESHOLD: f64 = 200.0;
+const DEFAULT_VMAF_MODEL: &str = "vmaf_v0.6.1";
 
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
@@ -47,6 +49,9 @@ pub(super) struct Settings {
     memory_budget: u64,
     quality: CompareQuality,
     tier: TierSettings,
+    /// A built-in VMAF model's name, or a model file's path.
+    vmaf_model: String,
+    vmaf_features: bool,
 }
 
 impl Default for Settings {
@@ -66,6 +71,8 @@ impl Default for Settings {
             memory_budget: 0,
             quality: CompareQuality::default(),
             tier: TierSettings::default(),
+            vmaf_model: DEFAULT_VMAF_MODEL.into(),
+            vmaf_features: false,
         }
     }
 }
@@ -106,6 +113,7 @@ impl Settings {
                 psnr: self.metrics.contains(CompareMetrics::PSNR),
                 ssim: self.metrics.contains(CompareMetrics::SSIM),
                 ms_ssim: self.metrics.contains(CompareMetrics::MS_SSIM),
+                vmaf: self.metrics.contains(CompareMetrics::VMAF),
             },
             channels: match self.channels {
                 CompareChannels::Luma => ChannelMode::Luma,
@@ -219,6 +227,18 @@ impl CompareSink {
         if let Some(reason) = memory.fallback_reason() {
             gst::info!(CAT, imp = self, "{reason}");
         }
+        // A model that cannot be used stops the start, not the first frame.
+        let vmaf = match options.metrics.vmaf {
+            false => None,
+            true => Some(Model::load(&settings.vmaf_model).map_err(|e| {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::Settings,
+                    ("vmaf-model={}: {e}", settings.vmaf_model)
+                );
+                gst::StateChangeError
+            })?),
+        };
         let mut scorer = Scorer::new(
             engine,
             options,
@@ -229,6 +249,7 @@ impl CompareSink {
             memory,
         );
         scorer.heatmap = heatmap;
+        scorer.set_vmaf(vmaf, settings.vmaf_features);
         gst::info!(
             CAT,
             imp = self,
@@ -374,6 +395,18 @@ impl ObjectImpl for CompareSink {
                     .blurb("Optional PNG file written at the end of the stream (or when the element stops): the per-pixel SSIM map (the squared-error map when SSIM is off) of the worst-scoring pair, at the compared size, colour-mapped with viridis (dark = worse), the border SSIM's window cannot reach hatched in grey, and the pair's frame, pts and score in PNG text chunks")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("vmaf-model")
+                    .nick("VMAF model")
+                    .blurb("The model metrics=vmaf scores with: vmaf_v0.6.1 (1080p TV viewing), vmaf_v0.6.1neg (no credit for enhancement), vmaf_4k_v0.6.1 (4K TV), or the path of a libvmaf JSON model file")
+                    .default_value(Some(DEFAULT_VMAF_MODEL))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("vmaf-features")
+                    .nick("VMAF features")
+                    .blurb("Also post the features each VMAF score comes from: vmaf-adm2, vmaf-vif-scale0 to vmaf-vif-scale3 and vmaf-motion2")
+                    .default_value(false)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("sync")
                     .nick("Sync")
                     .blurb("Render frames at their running time against the clock")
@@ -456,6 +489,10 @@ impl ObjectImpl for CompareSink {
             "quality" => s.quality = value.get().unwrap_or_default(),
             "stats-file" => s.stats_file = optional_path(value),
             "heatmap-location" => s.heatmap_location = optional_path(value),
+            "vmaf-model" => {
+                s.vmaf_model = optional_path(value).unwrap_or_else(|| DEFAULT_VMAF_MODEL.into())
+            }
+            "vmaf-features" => s.vmaf_features = value.get().unwrap_or(false),
             "sync" | "async" => {
                 let on = value.get().unwrap_or(pspec.name() == "async");
                 if pspec.name() == "sync" {
@@ -497,6 +534,8 @@ impl ObjectImpl for CompareSink {
             "psnr-threshold" => s.thresholds.psnr.get().to_value(),
             "stats-file" => s.stats_file.to_value(),
             "heatmap-location" => s.heatmap_location.to_value(),
+            "vmaf-model" => s.vmaf_model.to_value(),
+            "vmaf-features" => s.vmaf_features.to_value(),
             "sync" => s.sync.to_value(),
             "async" => s.is_async.to_value(),
             "memory-budget" => s.memory_budget.to_value(),

@@ -35,6 +35,11 @@ pub enum CompareMetrics {
     SSIM = 0b0100,
     #[flags_value(name = "Multi-scale structural similarity", nick = "ms-ssim")]
     MS_SSIM = 0b1000,
+    #[flags_value(
+        name = "Netflix's VMAF (the model in vmaf-model; scores come one frame late, as they need the next frame's motion)",
+        nick = "vmaf"
+    )]
+    VMAF = 0b1_0000,
 }
 
 /// Which samples are compared.

@@ -78,6 +78,8 @@ struct PlanePools {
     mse: Pool,
     ssim: Pool,
     ms_ssim: Pool,
+    /// Whole frames only: a plane's stays empty.
+    vmaf: Pool,
 }
 
 /// Pooled scores over a stream.
@@ -95,6 +97,7 @@ pub struct Summary {
     psnr: Pool,
     ssim: Pool,
     ms_ssim: Pool,
+    vmaf: Pool,
     planes: Vec<(String, PlanePools)>,
 }
 
@@ -113,6 +116,7 @@ impl Summary {
             psnr: Pool::default(),
             ssim: Pool::default(),
             ms_ssim: Pool::default(),
+            vmaf: Pool::default(),
             planes: Vec::new(),
         }
     }
@@ -137,6 +141,9 @@ impl Summary {
         }
         if let Some(v) = s.ms_ssim {
             self.ms_ssim.add(v);
+        }
+        if let Some(v) = s.vmaf {
+            self.vmaf.add(v);
         }
         for (name, p) in planes.unwrap_or(&[]).iter().zip(&s.planes) {
             let i = match self.planes.iter().position(|(n, _)| n == name) {
@@ -169,6 +176,7 @@ impl Summary {
             Metric::Psnr => (*psnr_pool, self.pooled_psnr(&pools.mse)),
             Metric::Ssim => (pools.ssim, pools.ssim.mean()),
             Metric::MsSsim => (pools.ms_ssim, pools.ms_ssim.mean()),
+            Metric::Vmaf => (pools.vmaf, pools.vmaf.mean()),
         }
     }
 
@@ -185,6 +193,7 @@ impl Summary {
             mse: self.mse,
             ssim: self.ssim,
             ms_ssim: self.ms_ssim,
+            vmaf: self.vmaf,
         };
         // A metric no pair had (SSIM of frames under the window) is left out.
         let pooled = enabled
@@ -243,6 +252,7 @@ mod tests {
             ssim: Some(ssim),
             ms_ssim: None,
             ms_ssim_scales: 0,
+            vmaf: None,
             planes: vec![PlaneResult {
                 mse,
                 psnr: psnr(mse, 255.0),
@@ -296,6 +306,7 @@ mod tests {
         let mut s = Summary::new(Metrics {
             mse: true,
             ms_ssim: true,
+            vmaf: false,
             ..Metrics::default()
         });
         let mut small = scores(4.0, 0.0);

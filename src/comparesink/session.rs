@@ -34,6 +34,8 @@ pub struct Pair {
 /// Work for the scoring thread, in stream order.
 pub enum Job {
     Pair(Box<Pair>),
+    /// An input was flushed: the stream starts again (VMAF's motion restarts).
+    Restart,
     /// Both inputs reached end of stream: post the summary.
     Finish,
 }
@@ -246,6 +248,9 @@ impl Session {
         st.pairer.flush(side);
         st.finish_queued = false;
         st.finished = false;
+        if !matches!(st.pending.back(), Some(Job::Restart)) {
+            st.pending.push_back(Job::Restart);
+        }
         self.changed.notify_all();
     }
 
@@ -271,8 +276,9 @@ impl Session {
         self.lock().unpaired
     }
 
-    /// Waits for work: up to `batch` pairs (fewer only before a `Finish`), or a `Finish`
-    /// alone; an empty list when `timeout` passes first. `None` once the session stops.
+    /// Waits for work: up to `batch` pairs (fewer only before a `Restart` or `Finish`), or
+    /// a `Restart` or `Finish` alone; an empty list when `timeout` passes first. `None`
+    /// once the session stops.
     pub fn next_jobs(&self, batch: usize, timeout: Duration) -> Option<Vec<Job>> {
         let deadline = Instant::now() + timeout;
         let mut st = self.lock();
@@ -281,7 +287,7 @@ impl Session {
                 return None;
             }
             let ready =
-                st.pending.len() >= batch || st.pending.iter().any(|j| matches!(j, Job::Finish));
+                st.pending.len() >= batch || st.pending.iter().any(|j| !matches!(j, Job::Pair(_)));
             if ready && !st.pending.is_empty() {
                 break;
             }
@@ -296,7 +302,7 @@ impl Session {
                 .unwrap_or_else(|e| e.into_inner().0);
         }
         let mut jobs = Vec::with_capacity(batch);
-        if matches!(st.pending.front(), Some(Job::Finish)) {
+        if !matches!(st.pending.front(), Some(Job::Pair(_))) {
             jobs.extend(st.pending.pop_front());
         } else {
             while jobs.len() < batch && matches!(st.pending.front(), Some(Job::Pair(_))) {

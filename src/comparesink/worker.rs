@@ -18,7 +18,11 @@ use super::session::{Job, Pair, Session};
 use super::stats::StatsFile;
 use super::{CAT, CompareSink};
 use crate::messages::{Similarity, SimilarityAlert};
-use crate::scoring::{ChannelMode, Engine, Metric, Options, Scored};
+use crate::scoring::native::Simd;
+use crate::scoring::rows::ImagePlane;
+use crate::scoring::vmaf::stream::Scored as VmafScored;
+use crate::scoring::vmaf::{Model, VmafStream};
+use crate::scoring::{ChannelMode, Engine, Metric, Options, Scored, Scores, planes_for};
 use crate::tier_settings::fit_in_tier;
 
 /// The alert thresholds (0 = off), changeable while playing.
@@ -48,6 +52,21 @@ pub struct Scorer {
     converters: Converters,
     warned_small: bool,
     warned_late: bool,
+    /// With metrics=vmaf: the model, its state over the stream, and the pair whose report
+    /// waits for its VMAF (the next pair's motion).
+    vmaf: Option<VmafStream<Finished>>,
+    vmaf_features: bool,
+}
+
+/// A scored pair's report, and what the summary, the stats file and the alerts need of
+/// it: ready to publish, but for its VMAF when that is on.
+pub struct Finished {
+    report: Similarity,
+    scores: Scores,
+    planes: Option<&'static [&'static str]>,
+    max_value: f64,
+    memory_used: u64,
+    alerts: Vec<(Metric, f64, f64)>,
 }
 
 impl Scorer {
@@ -75,7 +94,16 @@ impl Scorer {
             converters: Converters::default(),
             warned_small: false,
             warned_late: false,
+            vmaf: None,
+            vmaf_features: false,
         }
+    }
+
+    /// Scores VMAF with `model` (none: VMAF is off); `features` adds its features to the
+    /// messages.
+    pub fn set_vmaf(&mut self, model: Option<Model>, features: bool) {
+        self.vmaf = model.map(|m| VmafStream::new(m, Simd::active()));
+        self.vmaf_features = features;
     }
 
     pub fn device(&self) -> &str {
@@ -110,7 +138,9 @@ fn run(element: glib::WeakRef<CompareSink>, session: Arc<Session>, mut scorer: S
         for job in jobs {
             match job {
                 Job::Pair(pair) => pairs.push(*pair),
+                Job::Restart => finish_vmaf(&element, &mut scorer),
                 Job::Finish => {
+                    finish_vmaf(&element, &mut scorer);
                     let summary = scorer.summary.summary(
                         session.unpaired(),
                         &scorer.device,
@@ -267,7 +297,7 @@ fn score_pairs(
         .map(|(r, d)| Ok((image_view(r)?, image_view(d)?)))
         .collect::<Result<Vec<_>, String>>()?;
     let budget = scorer.memory.budget(scorer.engine.device().is_cuda());
-    let mut scored: Vec<Scored> = scorer
+    let scored: Vec<Scored> = scorer
         .engine
         .score(&views, &scorer.options, budget, |r| {
             gst::warning!(
@@ -285,13 +315,12 @@ fn score_pairs(
         .map_err(|e| e.to_string())?;
 
     let metrics = scorer.options.metrics;
-    let enabled = metrics.enabled();
     let tier_name = tier.as_ref().map_or("full", |t| t.name.as_str());
-    for (((frame, pair), (view, _)), s) in pairs.iter().zip(&views).zip(&mut scored) {
+    for (((frame, pair), (view, dist_view)), mut s) in pairs.iter().zip(&views).zip(scored) {
         if let Some(heatmap) = scorer.heatmap.as_mut() {
             heatmap.offer(*frame, pair.reference.pts, &mut s.scores);
         }
-        let (usage, s) = (s.usage, &s.scores);
+        let (usage, s) = (s.usage, s.scores);
         let (r, d) = (&pair.reference, &pair.distorted);
         if (metrics.ssim && s.ssim.is_none() || metrics.ms_ssim && s.ms_ssim.is_none())
             && !scorer.warned_small
@@ -340,41 +369,91 @@ fn score_pairs(
             tiles: usage.tiles,
             memory_used: usage.bytes,
             memory_budget: budget,
+            vmaf_features: None,
         };
-        report.set_scores(&enabled, s, planes);
-        scorer
-            .summary
-            .add(s, planes, view.max_value(), report.alert, usage.bytes);
-        if let Some(stats) = scorer.stats.as_mut()
-            && let Err(e) = stats.write_pair(&report.fields(&enabled))
-        {
-            scorer.stats = None;
-            gst::element_imp_warning!(
-                element.imp(),
-                gst::ResourceError::Write,
-                ("Could not write the stats file, no more rows will be written: {e}")
-            );
-        }
-        let s = gst::Structure::from(&report);
-        gst::log!(CAT, obj = element, "{s}");
-        let _ = element.post_message(gst::message::Element::builder(s).src(element).build());
-        for (metric, value, threshold) in alerts {
-            let alert = SimilarityAlert {
-                frame: report.frame,
-                pts: report.pts,
-                metric,
-                value,
-                threshold,
-            };
-            gst::debug!(
-                CAT,
-                obj = element,
-                "alert: {} {value} below {threshold}",
-                metric.name()
-            );
-            let s = gst::Structure::from(&alert);
-            let _ = element.post_message(gst::message::Element::builder(s).src(element).build());
+        report.set_scores(&metrics.enabled(), &s, planes);
+        let finished = Finished {
+            report,
+            scores: s,
+            planes,
+            max_value: view.max_value(),
+            memory_used: usage.bytes,
+            alerts,
+        };
+        // With VMAF, the pair waits for the next one's motion, and the one before it goes.
+        let ready = match scorer.vmaf.as_mut() {
+            None => Some((finished, None)),
+            Some(stream) => {
+                let luma = planes_for(view.kind, ChannelMode::Luma)[0];
+                let (rl, dl) = (
+                    ImagePlane::new(view, luma),
+                    ImagePlane::new(dist_view, luma),
+                );
+                stream
+                    .push(&rl, &dl, view.depth, finished)
+                    .map(|(f, v)| (f, Some(v)))
+            }
+        };
+        if let Some((finished, vmaf)) = ready {
+            publish(element, scorer, finished, vmaf);
         }
     }
     Ok(())
+}
+
+/// Publishes the pair waiting for its VMAF, scored with its own motion: at the end of
+/// the stream, and before a flush restarts it.
+fn finish_vmaf(element: &CompareSink, scorer: &mut Scorer) {
+    if let Some((finished, vmaf)) = scorer.vmaf.as_mut().and_then(VmafStream::finish) {
+        publish(element, scorer, finished, Some(vmaf));
+    }
+}
+
+/// Counts a scored pair in the summary, writes its stats row, and posts its message and
+/// its alerts; `vmaf` is its VMAF, when that is on.
+fn publish(element: &CompareSink, scorer: &mut Scorer, mut f: Finished, vmaf: Option<VmafScored>) {
+    let enabled = scorer.options.metrics.enabled();
+    if let Some(v) = vmaf {
+        f.scores.vmaf = Some(v.vmaf);
+        f.report.values.set(Metric::Vmaf, Some(v.vmaf));
+        f.report.vmaf_features = scorer.vmaf_features.then_some(v.features);
+    }
+    let report = f.report;
+    scorer.summary.add(
+        &f.scores,
+        f.planes,
+        f.max_value,
+        report.alert,
+        f.memory_used,
+    );
+    if let Some(stats) = scorer.stats.as_mut()
+        && let Err(e) = stats.write_pair(&report.fields(&enabled))
+    {
+        scorer.stats = None;
+        gst::element_imp_warning!(
+            element.imp(),
+            gst::ResourceError::Write,
+            ("Could not write the stats file, no more rows will be written: {e}")
+        );
+    }
+    let s = gst::Structure::from(&report);
+    gst::log!(CAT, obj = element, "{s}");
+    let _ = element.post_message(gst::message::Element::builder(s).src(element).build());
+    for (metric, value, threshold) in f.alerts {
+        let alert = SimilarityAlert {
+            frame: report.frame,
+            pts: report.pts,
+            metric,
+            value,
+            threshold,
+        };
+        gst::debug!(
+            CAT,
+            obj = element,
+            "alert: {} {value} below {threshold}",
+            metric.name()
+        );
+        let s = gst::Structure::from(&alert);
+        let _ = element.post_message(gst::message::Element::builder(s).src(element).build());
+    }
 }

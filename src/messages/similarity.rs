@@ -3,6 +3,7 @@
 use gst::ClockTime;
 
 use super::{Field, ParseError, Reader, Value, plane_values, some, structure};
+use crate::scoring::vmaf::Features;
 use crate::scoring::{Metric, PlaneResult, Scores};
 
 const NAME: &str = "similarity";
@@ -64,6 +65,8 @@ pub struct Similarity {
     pub tiles: u32,
     pub memory_used: u64,
     pub memory_budget: u64,
+    /// The features VMAF came from, with `vmaf-features=true`.
+    pub vmaf_features: Option<Features>,
 }
 
 impl Similarity {
@@ -102,6 +105,13 @@ impl Similarity {
         if metrics.contains(&Metric::MsSsim) {
             f.push(("ms-ssim-scales".into(), self.ms_ssim_scales.map(Value::U32)));
         }
+        if let Some(v) = &self.vmaf_features {
+            f.push(some("vmaf-adm2", Value::F64(v.adm2)));
+            for (s, x) in v.vif.iter().enumerate() {
+                f.push(some(&format!("vmaf-vif-scale{s}"), Value::F64(*x)));
+            }
+            f.push(some("vmaf-motion2", Value::F64(v.motion2)));
+        }
         for &m in metrics {
             for p in &self.planes {
                 let name = format!("{}-{}", m.name(), p.name);
@@ -133,7 +143,7 @@ impl From<&Similarity> for gst::Structure {
 
 /// The metric and plane of a per-plane field name (`ssim-y`).
 fn plane_field(name: &str) -> Option<(Metric, &str)> {
-    if name == "ms-ssim-scales" {
+    if name == "ms-ssim-scales" || name.starts_with("vmaf-") {
         return None;
     }
     Metric::ALL.into_iter().find_map(|m| {
@@ -173,6 +183,19 @@ impl TryFrom<&gst::StructureRef> for Similarity {
             tiles: r.get("tiles")?,
             memory_used: r.get("memory-used")?,
             memory_budget: r.get("memory-budget")?,
+            vmaf_features: match r.optional::<f64>("vmaf-adm2")? {
+                None => None,
+                Some(adm2) => Some(Features {
+                    adm2,
+                    motion2: r.get("vmaf-motion2")?,
+                    vif: [
+                        r.get("vmaf-vif-scale0")?,
+                        r.get("vmaf-vif-scale1")?,
+                        r.get("vmaf-vif-scale2")?,
+                        r.get("vmaf-vif-scale3")?,
+                    ],
+                }),
+            },
         })
     }
 }
@@ -215,6 +238,7 @@ pub(crate) mod tests {
             tiles: 1,
             memory_used: 12345,
             memory_budget: 0,
+            vmaf_features: None,
         }
     }
 
@@ -234,6 +258,17 @@ pub(crate) mod tests {
         let s = gst::Structure::from(&luma);
         assert!(!s.has_field("ms-ssim-scales"));
         assert_eq!(Similarity::try_from(s.as_ref()), Ok(luma));
+        let mut vmaf = example();
+        vmaf.values.set(Metric::Vmaf, Some(87.5));
+        vmaf.vmaf_features = Some(Features {
+            adm2: 0.9,
+            motion2: 3.5,
+            vif: [0.4, 0.8, 0.9, 0.95],
+        });
+        let s = gst::Structure::from(&vmaf);
+        assert_eq!(s.get::<f64>("vmaf"), Ok(87.5));
+        assert_eq!(s.get::<f64>("vmaf-vif-scale2"), Ok(0.9));
+        assert_eq!(Similarity::try_from(s.as_ref()), Ok(vmaf));
     }
 
     #[test]

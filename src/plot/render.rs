@@ -16,6 +16,7 @@ fn label(metric: Metric) -> &'static str {
         Metric::Psnr => "PSNR (dB)",
         Metric::Ssim => "SSIM",
         Metric::MsSsim => "MS-SSIM",
+        Metric::Vmaf => "VMAF",
     }
 }
 

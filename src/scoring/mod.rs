@@ -44,11 +44,19 @@ pub enum Metric {
     Psnr,
     Ssim,
     MsSsim,
+    /// Netflix's VMAF, from the luma of the pair and the reference's motion ([`vmaf`]).
+    Vmaf,
 }
 
 impl Metric {
     /// Every metric, in the order messages list them.
-    pub const ALL: [Metric; 4] = [Metric::Mse, Metric::Psnr, Metric::Ssim, Metric::MsSsim];
+    pub const ALL: [Metric; 5] = [
+        Metric::Mse,
+        Metric::Psnr,
+        Metric::Ssim,
+        Metric::MsSsim,
+        Metric::Vmaf,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -56,6 +64,7 @@ impl Metric {
             Metric::Psnr => "psnr",
             Metric::Ssim => "ssim",
             Metric::MsSsim => "ms-ssim",
+            Metric::Vmaf => "vmaf",
         }
     }
 
@@ -71,12 +80,14 @@ pub struct Metrics {
     pub psnr: bool,
     pub ssim: bool,
     pub ms_ssim: bool,
+    /// Computed outside the engine, which leaves [`Scores::vmaf`] empty.
+    pub vmaf: bool,
 }
 
 impl Metrics {
     /// The enabled metrics, in message order.
     pub fn enabled(self) -> Vec<Metric> {
-        let on = [self.mse, self.psnr, self.ssim, self.ms_ssim];
+        let on = [self.mse, self.psnr, self.ssim, self.ms_ssim, self.vmaf];
         Metric::ALL
             .into_iter()
             .zip(on)
@@ -93,6 +104,7 @@ impl Default for Metrics {
             psnr: true,
             ssim: true,
             ms_ssim: false,
+            vmaf: false,
         }
     }
 }
@@ -127,6 +139,8 @@ pub struct Scores {
     pub ms_ssim: Option<f64>,
     /// How many scales MS-SSIM used (0 when it was not computed).
     pub ms_ssim_scales: u32,
+    /// VMAF, which the engine leaves to its caller (it needs the stream's motion).
+    pub vmaf: Option<f64>,
     /// Each compared plane's own scores, in plane order (one plane for luma).
     pub planes: Vec<PlaneResult>,
     /// With [`Options::map`]: the SSIM map (the squared-error map when SSIM is off or the
@@ -147,6 +161,9 @@ pub struct PlaneResult {
 impl Scores {
     /// One metric's value (`None` when it was not computed).
     pub fn get(&self, metric: Metric) -> Option<f64> {
+        if metric == Metric::Vmaf {
+            return self.vmaf;
+        }
         let pooled = PlaneResult {
             mse: self.mse,
             psnr: self.psnr,
@@ -165,6 +182,8 @@ impl PlaneResult {
             Metric::Psnr => Some(self.psnr),
             Metric::Ssim => self.ssim,
             Metric::MsSsim => self.ms_ssim,
+            // VMAF is a score of the whole frame's luma, not of a plane.
+            Metric::Vmaf => None,
         }
     }
 }
@@ -326,6 +345,7 @@ pub(crate) fn combine(mut planes: Vec<PlaneScores>, max_value: f64) -> Scores {
         ssim,
         ms_ssim,
         ms_ssim_scales,
+        vmaf: None,
         planes,
         map,
     }

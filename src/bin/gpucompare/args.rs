@@ -77,7 +77,8 @@ pub struct Compare {
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub plot: Option<PathBuf>,
     /// Exit with status 1 when METRIC's pooled mean is below VALUE (repeatable: ssim=0.95,
-    /// psnr=38, ms-ssim=0.98); the metric is computed even if --metrics leaves it out
+    /// psnr=38, ms-ssim=0.98, vmaf=80); the metric is computed even if --metrics leaves it
+    /// out
     #[arg(long, value_name = "METRIC=VALUE", value_parser = parse_check, help_heading = "Checks")]
     pub fail_below: Vec<(Metric, f64)>,
 }
@@ -125,7 +126,7 @@ fn parse_check(s: &str) -> Result<(Metric, f64), String> {
     let (name, value) = s
         .split_once('=')
         .ok_or_else(|| format!("'{s}' is not METRIC=VALUE"))?;
-    let known = "psnr, ssim, ms-ssim";
+    let known = "psnr, ssim, ms-ssim, vmaf";
     let metric = match Metric::from_name(name) {
         Some(Metric::Mse) => {
             return Err("mse: lower is better, so it has no minimum; use psnr".into());
@@ -238,8 +239,9 @@ mod tests {
         assert_eq!(parse_check("ssim=0.95"), Ok((Metric::Ssim, 0.95)));
         assert_eq!(parse_check("ms-ssim=0.9"), Ok((Metric::MsSsim, 0.9)));
         assert!(parse_check("mse=3").is_err());
+        assert_eq!(parse_check("vmaf=90"), Ok((Metric::Vmaf, 90.0)));
         assert!(
-            parse_check("vmaf=90")
+            parse_check("vif=0.9")
                 .unwrap_err()
                 .contains("unknown metric")
         );

@@ -3,8 +3,9 @@
 //!
 //! GStreamer-free. This part holds the models ([`Model`], libvmaf's JSON format, the
 //! built-in `vmaf_v0.6.1`, `vmaf_v0.6.1neg` and `vmaf_4k_v0.6.1` among them), their
-//! regression, the pooling of per-frame scores as libvmaf pools them ([`Pooled`]), and
-//! the features: motion ([`motion`]), VIF ([`vif`]) and ADM2 ([`adm`]).
+//! regression, the pooling of per-frame scores as libvmaf pools them ([`Pooled`]), the
+//! features: motion ([`motion`]), VIF ([`vif`]) and ADM2 ([`adm`]), and their use over a
+//! stream, each score one pair late ([`VmafStream`]).
 
 /// Defines `$name(simd, args…)`, which runs `$inner::<FMA>(args…)` compiled for the
 /// instruction set `simd` (AVX-512, AVX2 with FMA, or the build's baseline), so that the
@@ -40,6 +41,7 @@ macro_rules! simd_variants {
 pub mod adm;
 mod model;
 pub mod motion;
+pub mod stream;
 mod svm;
 pub mod vif;
 
@@ -48,6 +50,7 @@ use std::fmt;
 use serde_json::Value;
 
 pub use model::Model;
+pub use stream::VmafStream;
 
 /// `a · b + c`, fused where the instruction set has it (elsewhere `mul_add` is a call).
 #[inline(always)]

@@ -1,0 +1,139 @@
+//! VMAF over a stream of frame pairs: each pair's spatial features when it comes, its
+//! score once the next pair's motion is known (or at the end of the stream).
+
+use super::adm::Adm;
+use super::motion::{MotionTracker, eight_bit_scale};
+use super::vif::Vif;
+use super::{Features, Model};
+use crate::scoring::native::Simd;
+use crate::scoring::rows::RowSource;
+
+/// A pair's VMAF and the features it came from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scored {
+    pub vmaf: f64,
+    pub features: Features,
+}
+
+/// The model, the features' buffers, the reference's motion, and the pair waiting for
+/// its motion2, with `T`: what the caller reports with the pair's score.
+pub struct VmafStream<T> {
+    model: Model,
+    simd: Simd,
+    vif: Vif,
+    adm: Adm,
+    motion: MotionTracker,
+    /// The waiting pair's item and spatial features.
+    waiting: Option<(T, Features)>,
+}
+
+impl<T> VmafStream<T> {
+    pub fn new(model: Model, simd: Simd) -> Self {
+        VmafStream {
+            model,
+            simd,
+            vif: Vif::default(),
+            adm: Adm::default(),
+            motion: MotionTracker::default(),
+            waiting: None,
+        }
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Takes the next pair's luma planes (of `depth` bits) and its `item`; gives back
+    /// the previous pair's item, scored, now that its motion2 is known.
+    pub fn push<R: RowSource>(
+        &mut self,
+        reference: &R,
+        distorted: &R,
+        depth: u32,
+        item: T,
+    ) -> Option<(T, Scored)> {
+        let scale = eight_bit_scale(depth);
+        let opts = self.model.feature_options();
+        let features = Features {
+            adm2: self.adm.adm2(
+                self.simd,
+                reference,
+                distorted,
+                scale,
+                opts.adm_enhn_gain_limit,
+            ),
+            motion2: 0.0,
+            vif: self.vif.features(
+                self.simd,
+                reference,
+                distorted,
+                scale,
+                opts.vif_enhn_gain_limit,
+            ),
+        };
+        let done = self.motion.push(reference, scale);
+        let previous = self.waiting.replace((item, features));
+        self.score(previous, done)
+    }
+
+    /// The end of the stream, or of a segment that a flush ends: the waiting pair, scored
+    /// with its own motion as its motion2. The next pair starts the motion afresh.
+    pub fn finish(&mut self) -> Option<(T, Scored)> {
+        let done = self.motion.finish();
+        self.motion.reset();
+        let waiting = self.waiting.take();
+        self.score(waiting, done)
+    }
+
+    fn score(
+        &self,
+        waiting: Option<(T, Features)>,
+        motion: Option<(u64, f64)>,
+    ) -> Option<(T, Scored)> {
+        let (item, mut features) = waiting?;
+        features.motion2 = motion.map_or(0.0, |(_, m)| m);
+        Some((
+            item,
+            Scored {
+                vmaf: self.model.predict(&features),
+                features,
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scoring::rows::Plane;
+
+    #[test]
+    fn scores_come_one_pair_late_and_the_last_at_the_end() {
+        let model = Model::load("vmaf_v0.6.1").unwrap();
+        let mut s = VmafStream::new(model, Simd::active());
+        let frame = |shift: usize| {
+            Plane::from_fn(64, 48, move |x, y| {
+                (((x + shift) * 7 + y * 13) % 29) as f32 * 8.0
+            })
+        };
+        let (a, b, c) = (frame(0), frame(2), frame(5));
+        assert_eq!(s.push(&a, &a, 8, "first"), None);
+        let (item, first) = s.push(&b, &b, 8, "second").unwrap();
+        assert_eq!(item, "first");
+        // The first frame's motion2 is 0; identical pairs keep every other feature at 1.
+        assert_eq!(first.features.motion2, 0.0);
+        assert!((first.features.adm2 - 1.0).abs() < 1e-6);
+        let (item, second) = s.push(&c, &c, 8, "third").unwrap();
+        assert_eq!(item, "second");
+        assert!(second.features.motion2 > 0.0);
+        let (item, third) = s.finish().unwrap();
+        assert_eq!(item, "third");
+        assert!(third.features.motion2 >= second.features.motion2);
+        assert!(third.vmaf > 90.0, "{third:?}");
+        assert_eq!(s.finish(), None);
+        // After a finish (a flush), motion starts again.
+        assert_eq!(s.push(&c, &c, 8, "again"), None);
+        let (_, again) = s.finish().unwrap();
+        assert_eq!(again.features.motion2, 0.0);
+    }
+}
