@@ -16,7 +16,7 @@
 
 use rayon::prelude::*;
 
-use super::{madd, usable};
+use super::{Luma, lanes_sum, madd, usable};
 use crate::scoring::native::Simd;
 use crate::scoring::rows::RowSource;
 
@@ -47,32 +47,12 @@ fn mirror(k: isize, n: usize) -> usize {
     m.clamp(0, n - 1) as usize
 }
 
-/// A plane of floats, row by row.
-#[derive(Clone, Default)]
-struct Grid {
-    w: usize,
-    h: usize,
-    v: Vec<f32>,
-}
-
-impl Grid {
-    /// Resized for a `w`×`h` plane, keeping the allocation.
-    fn reshape(&mut self, w: usize, h: usize) {
-        (self.w, self.h) = (w, h);
-        self.v.resize(w * h, 0.0);
-    }
-
-    fn row(&self, y: usize) -> &[f32] {
-        &self.v[y * self.w..(y + 1) * self.w]
-    }
-}
-
 /// One level of the transform: the approximation and the three detail bands
 /// (horizontal, vertical, diagonal).
 #[derive(Default)]
 struct Level {
-    a: Grid,
-    detail: [Grid; 3],
+    a: Luma,
+    detail: [Luma; 3],
 }
 
 /// Output rows a thread works on at a time.
@@ -96,7 +76,7 @@ fn decimate_row<const FMA: bool>(even: &[f32], odd: &[f32], f: &[f32; 4], out: &
 /// Rows `rows` of one level of the wavelet transform of `src` into `bands` (A, H, V, D:
 /// slices of those rows).
 #[inline(always)]
-fn dwt_rows<const FMA: bool>(src: &Grid, rows: std::ops::Range<usize>, bands: [&mut [f32]; 4]) {
+fn dwt_rows<const FMA: bool>(src: &Luma, rows: std::ops::Range<usize>, bands: [&mut [f32]; 4]) {
     let (w, h) = (src.w, src.h);
     let w2 = w.div_ceil(2);
     let padded = w + 3;
@@ -132,9 +112,13 @@ fn dwt_rows<const FMA: bool>(src: &Grid, rows: std::ops::Range<usize>, bands: [&
             row[w + 1] = row[1 + mirror(w as isize, w)];
             row[w + 2] = row[1 + mirror(w as isize + 1, w)];
         }
-        for (m, (l, g)) in lo.iter().zip(&hi).enumerate() {
-            split[m % 2][m / 2] = *l;
-            split[2 + m % 2][m / 2] = *g;
+        let [le, lodd, he, hodd] = &mut split;
+        for (q, (l, g)) in lo.chunks_exact(2).zip(hi.chunks_exact(2)).enumerate() {
+            (le[q], lodd[q], he[q], hodd[q]) = (l[0], l[1], g[0], g[1]);
+        }
+        if padded % 2 == 1 {
+            le[half - 1] = lo[padded - 1];
+            he[half - 1] = hi[padded - 1];
         }
         let at = r * w2..(r + 1) * w2;
         decimate_row::<FMA>(&split[0], &split[1], &LO, &mut a[at.clone()]);
@@ -146,12 +130,12 @@ fn dwt_rows<const FMA: bool>(src: &Grid, rows: std::ops::Range<usize>, bands: [&
 
 simd_variants! {
     /// [`dwt_rows`] for an instruction set.
-    fn dwt_rows_for = dwt_rows(src: &Grid, rows: std::ops::Range<usize>, bands: [&mut [f32]; 4]) -> ()
+    fn dwt_rows_for = dwt_rows(src: &Luma, rows: std::ops::Range<usize>, bands: [&mut [f32]; 4]) -> ()
 }
 
 /// One level of the wavelet transform of `src` into `out`: (h + 1) / 2 rows of
 /// (w + 1) / 2.
-fn dwt(simd: Simd, src: &Grid, out: &mut Level) {
+fn dwt(simd: Simd, src: &Luma, out: &mut Level) {
     let (w2, h2) = (src.w.div_ceil(2), src.h.div_ceil(2));
     out.a.reshape(w2, h2);
     for d in out.detail.iter_mut() {
@@ -310,11 +294,11 @@ simd_variants! {
 /// One level's numerator and denominator; `mask` is scratch.
 fn level_sums(
     simd: Simd,
-    reference: &[Grid; 3],
-    distorted: &[Grid; 3],
+    reference: &[Luma; 3],
+    distorted: &[Luma; 3],
     level: usize,
     gain_limit: f32,
-    mask: &mut Grid,
+    mask: &mut Luma,
 ) -> (f64, f64) {
     let (w, h) = (reference[0].w, reference[0].h);
     let rf = csf_weights(level);
@@ -329,10 +313,11 @@ fn level_sums(
             let refs = ref_rows(y);
             let mut sums = [0f64; 3];
             for (b, sum) in sums.iter_mut().enumerate() {
-                *sum = refs[b][cols.clone()]
-                    .iter()
-                    .map(|&v| f64::from((rf[b] * v).abs()).powi(3))
-                    .sum();
+                let row = &refs[b][cols.clone()];
+                *sum = lanes_sum(row, row, |v, _| {
+                    let a = (rf[b] * v).abs();
+                    a * a * a
+                });
             }
             sums
         })
@@ -364,13 +349,12 @@ fn level_sums(
     (num, den)
 }
 
-/// The buffers of [`Adm::adm2`], kept from frame to frame: the two planes, each level of
-/// both transforms, and the masking sums.
+/// The buffers of [`Adm::adm2`], kept from frame to frame: each level of both
+/// transforms, and the masking sums.
 #[derive(Default)]
 pub struct Adm {
-    planes: (Grid, Grid),
     levels: [(Level, Level); LEVELS],
-    mask: Grid,
+    mask: Luma,
 }
 
 impl Adm {
@@ -384,21 +368,14 @@ impl Adm {
         scale: f32,
         gain_limit: f64,
     ) -> f64 {
+        let (x, y) = (Luma::of(reference, scale), Luma::of(distorted, scale));
+        self.adm2_of(simd, &x, &y, gain_limit)
+    }
+
+    /// [`Adm::adm2`] of planes already read.
+    pub fn adm2_of(&mut self, simd: Simd, x: &Luma, y: &Luma, gain_limit: f64) -> f64 {
         let simd = usable(simd);
-        let read = |plane: &R, g: &mut Grid| {
-            g.reshape(plane.width(), plane.height());
-            g.v.par_chunks_mut(g.w.max(1))
-                .enumerate()
-                .for_each(|(y, row)| {
-                    plane.read_row(y, row);
-                    for s in row.iter_mut() {
-                        *s = *s * scale - 128.0;
-                    }
-                });
-        };
-        read(reference, &mut self.planes.0);
-        read(distorted, &mut self.planes.1);
-        let (w, h) = (self.planes.0.w, self.planes.0.h);
+        let (w, h) = (x.w, x.h);
         if w == 0 || h == 0 {
             return 1.0;
         }
@@ -408,7 +385,7 @@ impl Adm {
             let (done, rest) = self.levels.split_at_mut(level);
             let (lx, ly) = &mut rest[0];
             let (sx, sy) = match done.last() {
-                None => (&self.planes.0, &self.planes.1),
+                None => (x, y),
                 Some((px, py)) => (&px.a, &py.a),
             };
             dwt(simd, sx, lx);
@@ -456,7 +433,7 @@ mod tests {
 
     #[test]
     fn the_transform_keeps_a_flat_plane_flat_and_detail_free() {
-        let g = Grid {
+        let g = Luma {
             w: 9,
             h: 7,
             v: vec![10.0; 63],

@@ -85,6 +85,71 @@ pub(crate) fn log2_fast(x: f32) -> f32 {
     e as f32 + K * series
 }
 
+/// Σ f(a, b) over paired slices in sixteen f32 lanes, then in f64: the loop vectorises,
+/// and a row's sum loses little to rounding.
+#[inline(always)]
+pub(crate) fn lanes_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+    const L: usize = 16;
+    let mut acc = [0f32; L];
+    let (mut ca, mut cb) = (a.chunks_exact(L), b.chunks_exact(L));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for l in 0..L {
+            acc[l] += f(x[l], y[l]);
+        }
+    }
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| f(x, y))
+        .sum();
+    acc.iter().map(|&v| f64::from(v)).sum::<f64>() + f64::from(tail)
+}
+
+/// A luma plane as the features read it: in 8-bit units, shifted by −128 (as libvmaf
+/// does; no variance, covariance, wavelet detail or motion sees the shift, and it keeps
+/// float32 from losing variances to E[x²] − E[x]²), row by row.
+#[derive(Clone, Default)]
+pub struct Luma {
+    pub(crate) w: usize,
+    pub(crate) h: usize,
+    pub(crate) v: Vec<f32>,
+}
+
+impl Luma {
+    /// Resized for a `w`×`h` plane, keeping the allocation.
+    pub(crate) fn reshape(&mut self, w: usize, h: usize) {
+        (self.w, self.h) = (w, h);
+        self.v.resize(w * h, 0.0);
+    }
+
+    pub(crate) fn row(&self, y: usize) -> &[f32] {
+        &self.v[y * self.w..(y + 1) * self.w]
+    }
+
+    /// Reads `plane`, whose samples `scale` brings to 8-bit units
+    /// ([`motion::eight_bit_scale`]), keeping the allocation.
+    pub fn read_from<R: crate::scoring::rows::RowSource>(&mut self, plane: &R, scale: f32) {
+        use rayon::prelude::*;
+        self.reshape(plane.width(), plane.height());
+        self.v
+            .par_chunks_mut(self.w.max(1))
+            .enumerate()
+            .for_each(|(y, row)| {
+                plane.read_row(y, row);
+                for s in row.iter_mut() {
+                    *s = *s * scale - 128.0;
+                }
+            });
+    }
+
+    pub fn of<R: crate::scoring::rows::RowSource>(plane: &R, scale: f32) -> Luma {
+        let mut l = Luma::default();
+        l.read_from(plane, scale);
+        l
+    }
+}
+
 /// A feature a model reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Feature {

@@ -9,6 +9,8 @@
 
 use rayon::prelude::*;
 
+use super::{Luma, lanes_sum, madd, usable};
+use crate::scoring::native::Simd;
 use crate::scoring::rows::RowSource;
 
 /// libvmaf's motion filter, as it gives it (to more digits than f32 holds).
@@ -53,48 +55,66 @@ pub fn eight_bit_scale(depth: u32) -> f32 {
     1.0 / (1u32 << depth.saturating_sub(8)) as f32
 }
 
-/// `plane` low-pass filtered into `out` (resized to width × height), its samples scaled
-/// by `scale` first ([`eight_bit_scale`]).
-pub fn filtered<R: RowSource>(plane: &R, scale: f32, out: &mut Vec<f32>) {
-    let (w, h) = (plane.width(), plane.height());
+/// Columns filtered at a time.
+const CHUNK: usize = 16;
+
+/// Output rows `rows` of `src` low-pass filtered, into `out` (those rows).
+#[inline(always)]
+fn filter_rows<const FMA: bool>(src: &Luma, rows: std::ops::Range<usize>, out: &mut [f32]) {
+    let (w, h) = (src.w, src.h);
+    // The vertical sums of a row, its mirrored ends either side, and room for a chunk.
+    let mut column = vec![0f32; w + 2 * RADIUS + CHUNK];
+    for (y, out) in rows.zip(out.chunks_mut(w)) {
+        let window: [&[f32]; 5] =
+            std::array::from_fn(|k| src.row(reflect(y as isize + k as isize - RADIUS as isize, h)));
+        {
+            let inner = &mut column[RADIUS..RADIUS + w];
+            for x in 0..w {
+                let mut acc = FILTER[0] * window[0][x];
+                for k in 1..FILTER.len() {
+                    acc = madd::<FMA>(FILTER[k], window[k][x], acc);
+                }
+                inner[x] = acc;
+            }
+        }
+        for k in 1..=RADIUS {
+            column[RADIUS - k] = column[RADIUS + reflect(-(k as isize), w)];
+            column[RADIUS + w - 1 + k] = column[RADIUS + reflect((w - 1 + k) as isize, w)];
+        }
+        let mut c0 = 0;
+        while c0 < w {
+            let mut acc = [0f32; CHUNK];
+            for (k, &t) in FILTER.iter().enumerate() {
+                let src = &column[c0 + k..c0 + k + CHUNK];
+                for l in 0..CHUNK {
+                    acc[l] = madd::<FMA>(t, src[l], acc[l]);
+                }
+            }
+            let n = CHUNK.min(w - c0);
+            out[c0..c0 + n].copy_from_slice(&acc[..n]);
+            c0 += CHUNK;
+        }
+    }
+}
+
+simd_variants! {
+    /// [`filter_rows`] for an instruction set.
+    fn filter_rows_for = filter_rows(src: &Luma, rows: std::ops::Range<usize>, out: &mut [f32]) -> ()
+}
+
+/// `luma` low-pass filtered into `out` (resized to its size).
+pub fn filtered(simd: Simd, luma: &Luma, out: &mut Vec<f32>) {
+    let (w, h) = (luma.w, luma.h);
     out.resize(w * h, 0.0);
     if w == 0 || h == 0 {
         return;
     }
+    let simd = usable(simd);
     out.par_chunks_mut(BAND * w)
         .enumerate()
         .for_each(|(band, rows)| {
             let y0 = band * BAND;
-            let n = rows.len() / w;
-            // The input rows this band reads, read once: y0 − 2 ..= y0 + n + 1, mirrored.
-            let mut input = vec![0f32; (n + 2 * RADIUS) * w];
-            for (k, row) in input.chunks_mut(w).enumerate() {
-                plane.read_row(reflect((y0 + k) as isize - RADIUS as isize, h), row);
-            }
-            let mut column = vec![0f32; w + 2 * RADIUS];
-            for (r, out_row) in rows.chunks_mut(w).enumerate() {
-                // Vertical, into the middle of `column`; then its mirrored ends; then
-                // horizontal.
-                for (x, c) in column[RADIUS..RADIUS + w].iter_mut().enumerate() {
-                    *c = FILTER
-                        .iter()
-                        .enumerate()
-                        .map(|(k, f)| f * input[(r + k) * w + x])
-                        .sum::<f32>()
-                        * scale;
-                }
-                for k in 1..=RADIUS {
-                    column[RADIUS - k] = column[RADIUS + reflect(-(k as isize), w)];
-                    column[RADIUS + w - 1 + k] = column[RADIUS + reflect((w - 1 + k) as isize, w)];
-                }
-                for (x, o) in out_row.iter_mut().enumerate() {
-                    *o = FILTER
-                        .iter()
-                        .zip(&column[x..x + FILTER.len()])
-                        .map(|(f, v)| f * v)
-                        .sum();
-                }
-            }
+            filter_rows_for(simd, luma, y0..y0 + rows.len() / w, rows);
         });
 }
 
@@ -107,12 +127,7 @@ pub fn mean_abs_diff(a: &[f32], b: &[f32]) -> f64 {
     let sum: f64 = a
         .par_chunks(4096)
         .zip(b.par_chunks(4096))
-        .map(|(a, b)| {
-            a.iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs() as f64)
-                .sum::<f64>()
-        })
+        .map(|(a, b)| lanes_sum(a, b, |x, y| (x - y).abs()))
         .sum();
     sum / a.len() as f64
 }
@@ -131,11 +146,16 @@ pub struct MotionTracker {
 }
 
 impl MotionTracker {
-    /// Takes the next frame's luma (`scale` as for [`filtered`]); gives the previous
-    /// frame's index and motion2, if there was a previous frame.
+    /// Takes the next frame's luma (`scale` brings its samples to 8-bit units); gives the
+    /// previous frame's index and motion2, if there was a previous frame.
     pub fn push<R: RowSource>(&mut self, luma: &R, scale: f32) -> Option<(u64, f64)> {
+        self.push_luma(Simd::active(), &Luma::of(luma, scale))
+    }
+
+    /// [`MotionTracker::push`] of a plane already read.
+    pub fn push_luma(&mut self, simd: Simd, luma: &Luma) -> Option<(u64, f64)> {
         let mut current = std::mem::take(&mut self.spare);
-        filtered(luma, scale, &mut current);
+        filtered(simd, luma, &mut current);
         let index = self.pending.map_or(0, |(i, _)| i + 1);
         let motion = match &self.previous {
             Some(prev) if prev.len() == current.len() => mean_abs_diff(&current, prev),
@@ -187,22 +207,22 @@ mod tests {
     fn a_flat_plane_stays_flat_and_the_filter_keeps_the_mean() {
         let data = vec![100u8; 37 * 23];
         let view = ImageView::gray8(&data, 37, 23);
-        let mut out = Vec::new();
-        filtered(
-            &ImagePlane::new(&view, PlaneSource::Component(0)),
-            1.0,
-            &mut out,
-        );
-        assert!(
-            out.iter().all(|v| (v - 100.0).abs() < 1e-3),
-            "{:?}",
-            &out[..4]
-        );
-        // 10-bit samples four times as large give the same values.
-        let plane = Plane::from_fn(37, 23, |_, _| 400.0);
-        let mut out10 = Vec::new();
-        filtered(&plane, 0.25, &mut out10);
-        assert_eq!(out, out10);
+        let plane = ImagePlane::new(&view, PlaneSource::Component(0));
+        for simd in Simd::available() {
+            let mut out = Vec::new();
+            filtered(simd, &Luma::of(&plane, 1.0), &mut out);
+            // In 8-bit units shifted by −128, as every feature reads luma.
+            assert!(
+                out.iter().all(|v| (v + 28.0).abs() < 1e-3),
+                "{simd:?}: {:?}",
+                &out[..4]
+            );
+            // 10-bit samples four times as large give the same values.
+            let ten = Plane::from_fn(37, 23, |_, _| 400.0);
+            let mut out10 = Vec::new();
+            filtered(simd, &Luma::of(&ten, 0.25), &mut out10);
+            assert_eq!(out, out10);
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::adm::Adm;
 use super::motion::{MotionTracker, eight_bit_scale};
 use super::vif::Vif;
-use super::{Features, Model};
+use super::{Features, Luma, Model};
 use crate::scoring::native::Simd;
 use crate::scoring::rows::RowSource;
 
@@ -23,6 +23,8 @@ pub struct VmafStream<T> {
     vif: Vif,
     adm: Adm,
     motion: MotionTracker,
+    /// The pair's luma planes, read once for every feature.
+    planes: (Luma, Luma),
     /// The waiting pair's item and spatial features.
     waiting: Option<(T, Features)>,
 }
@@ -35,6 +37,7 @@ impl<T> VmafStream<T> {
             vif: Vif::default(),
             adm: Adm::default(),
             motion: MotionTracker::default(),
+            planes: (Luma::default(), Luma::default()),
             waiting: None,
         }
     }
@@ -53,25 +56,18 @@ impl<T> VmafStream<T> {
         item: T,
     ) -> Option<(T, Scored)> {
         let scale = eight_bit_scale(depth);
+        let (x, y) = &mut self.planes;
+        x.read_from(reference, scale);
+        y.read_from(distorted, scale);
         let opts = self.model.feature_options();
         let features = Features {
-            adm2: self.adm.adm2(
-                self.simd,
-                reference,
-                distorted,
-                scale,
-                opts.adm_enhn_gain_limit,
-            ),
+            adm2: self.adm.adm2_of(self.simd, x, y, opts.adm_enhn_gain_limit),
             motion2: 0.0,
-            vif: self.vif.features(
-                self.simd,
-                reference,
-                distorted,
-                scale,
-                opts.vif_enhn_gain_limit,
-            ),
+            vif: self
+                .vif
+                .features_of(self.simd, x, y, opts.vif_enhn_gain_limit),
         };
-        let done = self.motion.push(reference, scale);
+        let done = self.motion.push_luma(self.simd, x);
         let previous = self.waiting.replace((item, features));
         self.score(previous, done)
     }

@@ -13,11 +13,11 @@
 //!   with σn² = 2;
 //! - where σ1² < σn² (flat reference), num = 1 − σ2²·σn⁴/255² and den = 1.
 //!
-//! The feature of scale s is Σ num / Σ den over its pixels. Samples are in 8-bit units.
+//! The feature of scale s is Σ num / Σ den over its pixels. Luma are in 8-bit units.
 
 use rayon::prelude::*;
 
-use super::{log2_fast, madd, usable};
+use super::{Luma, log2_fast, madd, usable};
 use crate::scoring::native::Simd;
 use crate::scoring::rows::RowSource;
 
@@ -61,35 +61,7 @@ fn reflect(i: isize, n: usize) -> usize {
     }
 }
 
-/// A plane of samples in 8-bit units, shifted by a constant (which no variance or
-/// covariance sees, and which keeps float32 from losing them to E[x²] − E[x]²).
-#[derive(Default)]
-struct Samples {
-    w: usize,
-    h: usize,
-    v: Vec<f32>,
-}
-
-impl Samples {
-    /// Resized for a `w`×`h` plane, keeping the allocation.
-    fn reshape(&mut self, w: usize, h: usize) {
-        (self.w, self.h) = (w, h);
-        self.v.resize(w * h, 0.0);
-    }
-
-    fn read_from<R: RowSource>(&mut self, plane: &R, scale: f32) {
-        self.reshape(plane.width(), plane.height());
-        self.v
-            .par_chunks_mut(self.w.max(1))
-            .enumerate()
-            .for_each(|(y, row)| {
-                plane.read_row(y, row);
-                for s in row.iter_mut() {
-                    *s = *s * scale - 128.0;
-                }
-            });
-    }
-
+impl Luma {
     /// The rows of the window of `taps` around row `row`, mirrored at the edges.
     fn window_rows<'a>(&'a self, taps: &[f32], row: usize) -> [&'a [f32]; MAX_TAPS] {
         let r = taps.len() / 2;
@@ -100,7 +72,7 @@ impl Samples {
     }
 
     /// `src` filtered with `taps`, every second row and column kept.
-    fn half_of(&mut self, src: &Samples, taps: &[f32]) {
+    fn half_of(&mut self, src: &Luma, taps: &[f32]) {
         let (w, h) = (src.w, src.h);
         self.reshape(w / 2, h / 2);
         let w2 = self.w;
@@ -220,8 +192,8 @@ fn vertical_chunk<const FMA: bool>(
 /// turned into num and den, again a chunk at a time.
 #[inline(always)]
 fn band_sums<const FMA: bool>(
-    x: &Samples,
-    y: &Samples,
+    x: &Luma,
+    y: &Luma,
     taps: &[f32],
     gain_limit: f32,
     rows: std::ops::Range<usize>,
@@ -255,9 +227,11 @@ fn band_sums<const FMA: bool>(
         let (mut num_lanes, mut den_lanes) = ([0f32; CHUNK], [0f32; CHUNK]);
         let mut c0 = 0;
         while c0 < w {
+            // The five maps' sums side by side for each tap: five independent chains of
+            // multiply-adds (one map's taps alone wait on each other's latency).
             let mut f = [[0f32; CHUNK]; 5];
-            for (f, v) in f.iter_mut().zip(&vertical) {
-                for (k, &t) in taps.iter().enumerate() {
+            for (k, &t) in taps.iter().enumerate() {
+                for (f, v) in f.iter_mut().zip(&vertical) {
                     let src = &v[c0 + k..c0 + k + CHUNK];
                     for l in 0..CHUNK {
                         f[l] = madd::<FMA>(t, src[l], f[l]);
@@ -283,8 +257,8 @@ fn band_sums<const FMA: bool>(
 simd_variants! {
     /// [`band_sums`] for an instruction set.
     fn band_sums_for = band_sums(
-        x: &Samples,
-        y: &Samples,
+        x: &Luma,
+        y: &Luma,
         taps: &[f32],
         gain_limit: f32,
         rows: std::ops::Range<usize>,
@@ -292,7 +266,7 @@ simd_variants! {
 }
 
 /// Σ num and Σ den of one scale, in bands of rows on every thread.
-fn scale_sums(simd: Simd, x: &Samples, y: &Samples, taps: &[f32], gain_limit: f32) -> (f64, f64) {
+fn scale_sums(simd: Simd, x: &Luma, y: &Luma, taps: &[f32], gain_limit: f32) -> (f64, f64) {
     let h = x.h;
     (0..h.div_ceil(BAND))
         .into_par_iter()
@@ -303,10 +277,11 @@ fn scale_sums(simd: Simd, x: &Samples, y: &Samples, taps: &[f32], gain_limit: f3
         .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
-/// The buffers of [`Vif::features`], kept from frame to frame: each scale's two planes.
+/// The buffers of [`Vif::features`], kept from frame to frame: the two planes of each
+/// scale after the first.
 #[derive(Default)]
 pub struct Vif {
-    scales: [(Samples, Samples); SCALES],
+    scales: [(Luma, Luma); SCALES - 1],
 }
 
 impl Vif {
@@ -320,22 +295,36 @@ impl Vif {
         scale: f32,
         gain_limit: f64,
     ) -> [f64; SCALES] {
+        let (x, y) = (Luma::of(reference, scale), Luma::of(distorted, scale));
+        self.features_of(simd, &x, &y, gain_limit)
+    }
+
+    /// [`Vif::features`] of planes already read.
+    pub fn features_of(
+        &mut self,
+        simd: Simd,
+        x: &Luma,
+        y: &Luma,
+        gain_limit: f64,
+    ) -> [f64; SCALES] {
         let simd = usable(simd);
         let mut out = [1.0; SCALES];
         for (s, o) in out.iter_mut().enumerate() {
             let taps = window(s);
-            let (done, rest) = self.scales.split_at_mut(s);
-            let (x, y) = &mut rest[0];
-            match done.last() {
-                None => {
-                    x.read_from(reference, scale);
-                    y.read_from(distorted, scale);
+            let (x, y) = match s {
+                0 => (x, y),
+                _ => {
+                    let (done, rest) = self.scales.split_at_mut(s - 1);
+                    let (sx, sy) = match done.last() {
+                        None => (x, y),
+                        Some((px, py)) => (&*px, &*py),
+                    };
+                    let (nx, ny) = &mut rest[0];
+                    nx.half_of(sx, &taps);
+                    ny.half_of(sy, &taps);
+                    (&*nx, &*ny)
                 }
-                Some((px, py)) => {
-                    x.half_of(px, &taps);
-                    y.half_of(py, &taps);
-                }
-            }
+            };
             if x.w == 0 || x.h == 0 {
                 break;
             }
