@@ -317,7 +317,7 @@ impl Vif {
                     let (done, rest) = self.scales.split_at_mut(s - 1);
                     let (sx, sy) = match done.last() {
                         None => (x, y),
-                        Some((px, py)) => (&*px, &*py),
+                        Some((px, py)) => (px, py),
                     };
                     let (nx, ny) = &mut rest[0];
                     nx.half_of(sx, &taps);
