@@ -75,5 +75,32 @@ for spec in "1080p 1920x1080 $n1080" "4k 3840x2160 $n4k"; do
   echo "  ratio comparesink luma / FFmpeg ssim:  $(ratio "$(median "${luma[@]}")" "$(median "${ff_ssim[@]}")") (per round: ${ratios[*]})"
 done
 
+# VMAF (vmaf_v0.6.1) at 1080p, next to libvmaf's own vmaf tool on the same frames when
+# one is installed: VMAF_BIN, or vmaf on the PATH (built from Netflix/vmaf's source).
+vmaf_bin=${VMAF_BIN:-$(command -v vmaf || true)}
+libvmaf_rate() { # NAME SIZE FRAMES
+  local w=${2%x*} h=${2#*x} t0 t1 out
+  out=$(mktemp)
+  t0=$(date +%s.%N)
+  "$vmaf_bin" -r "$media/$1_ref.yuv" -d "$media/$1_dist.yuv" -w "$w" -h "$h" -p 420 -b 8 \
+    --threads "$(nproc)" --json -o "$out" -q >/dev/null
+  t1=$(date +%s.%N)
+  rm -f "$out"
+  echo "$3 / ($t1 - $t0)" | bc -l | xargs printf '%.1f'
+}
+ours_vmaf=() theirs=()
+for _ in $(seq "$rounds"); do
+  ours_vmaf+=("$(ours 1080p 1920x1080 "metrics=vmaf")")
+  [ -n "$vmaf_bin" ] && theirs+=("$(libvmaf_rate 1080p 1920x1080 "$n1080")")
+done
+echo "== VMAF, 1080p (1920x1080, $n1080 pairs, medians of $rounds rounds)"
+echo "  comparesink metrics=vmaf:              $(summary "${ours_vmaf[@]}")"
+if [ -n "$vmaf_bin" ]; then
+  echo "  libvmaf vmaf tool ($("$vmaf_bin" --version), $(nproc) threads): $(summary "${theirs[@]}")"
+  echo "  ratio comparesink / libvmaf:           $(ratio "$(median "${ours_vmaf[@]}")" "$(median "${theirs[@]}")")"
+else
+  echo "  libvmaf: no vmaf tool (set VMAF_BIN to compare)"
+fi
+
 echo "== vramscale"
 target/release/examples/scale_bench 200 50000

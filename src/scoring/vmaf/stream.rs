@@ -60,14 +60,24 @@ impl<T> VmafStream<T> {
         x.read_from(reference, scale);
         y.read_from(distorted, scale);
         let opts = self.model.feature_options();
+        let (simd, adm, vif, motion) = (self.simd, &mut self.adm, &mut self.vif, &mut self.motion);
+        let (x, y) = (&*x, &*y);
+        // The three features side by side: each one's smaller scales leave threads idle
+        // that the others' work fills.
+        let ((adm2, vif), done) = rayon::join(
+            || {
+                rayon::join(
+                    || adm.adm2_of(simd, x, y, opts.adm_enhn_gain_limit),
+                    || vif.features_of(simd, x, y, opts.vif_enhn_gain_limit),
+                )
+            },
+            || motion.push_luma(simd, x),
+        );
         let features = Features {
-            adm2: self.adm.adm2_of(self.simd, x, y, opts.adm_enhn_gain_limit),
+            adm2,
             motion2: 0.0,
-            vif: self
-                .vif
-                .features_of(self.simd, x, y, opts.vif_enhn_gain_limit),
+            vif,
         };
-        let done = self.motion.push_luma(self.simd, x);
         let previous = self.waiting.replace((item, features));
         self.score(previous, done)
     }

@@ -72,47 +72,59 @@ impl Luma {
     }
 
     /// `src` filtered with `taps`, every second row and column kept.
-    fn half_of(&mut self, src: &Luma, taps: &[f32]) {
+    fn half_of(&mut self, simd: Simd, src: &Luma, taps: &[f32]) {
         let (w, h) = (src.w, src.h);
         self.reshape(w / 2, h / 2);
         let w2 = self.w;
-        let r = taps.len() / 2;
         self.v
             .par_chunks_mut((w2 * BAND).max(1))
             .enumerate()
-            .for_each(|(band, out)| {
-                // The vertical sums of a row, with its mirrored ends either side, and
-                // the same split into even and odd columns.
-                let mut column = vec![0f32; w + 2 * r + 2];
-                let mut split = [vec![0f32; w / 2 + r + 1], vec![0f32; w / 2 + r + 1]];
-                for (i, out) in out.chunks_mut(w2).enumerate() {
-                    let rows = src.window_rows(taps, 2 * (band * BAND + i));
-                    let inner = &mut column[r..r + w];
-                    inner.fill(0.0);
-                    for (&t, row) in taps.iter().zip(rows) {
-                        for (c, s) in inner.iter_mut().zip(row) {
-                            *c += t * s;
-                        }
-                    }
-                    for k in 1..=r {
-                        column[r - k] = column[r + reflect(-(k as isize), w)];
-                        column[r + w - 1 + k] = column[r + reflect((w - 1 + k) as isize, w)];
-                    }
-                    for (p, pair) in column.chunks_exact(2).enumerate().take(split[0].len()) {
-                        (split[0][p], split[1][p]) = (pair[0], pair[1]);
-                    }
-                    // Output column x2 is Σ taps[k] · column[2·x2 + k]: even taps read the
-                    // even columns, odd taps the odd ones, both contiguously.
-                    out.fill(0.0);
-                    for (k, &t) in taps.iter().enumerate() {
-                        let src = &split[k % 2][k / 2..k / 2 + w2];
-                        for (o, s) in out.iter_mut().zip(src) {
-                            *o += t * s;
-                        }
-                    }
-                }
-            });
+            .for_each(|(band, out)| half_rows_for(simd, src, taps, band * BAND, out));
     }
+}
+
+/// Output rows from `first` of `src` filtered with `taps` and halved, into `out`.
+#[inline(always)]
+fn half_rows<const FMA: bool>(src: &Luma, taps: &[f32], first: usize, out: &mut [f32]) {
+    let w = src.w;
+    let w2 = w / 2;
+    let r = taps.len() / 2;
+    // The vertical sums of a row, with its mirrored ends either side, and the same split
+    // into even and odd columns.
+    let mut column = vec![0f32; w + 2 * r + 2];
+    let mut split = [vec![0f32; w / 2 + r + 1], vec![0f32; w / 2 + r + 1]];
+    for (i, out) in out.chunks_mut(w2.max(1)).enumerate() {
+        let rows = src.window_rows(taps, 2 * (first + i));
+        let inner = &mut column[r..r + w];
+        inner.fill(0.0);
+        for (&t, row) in taps.iter().zip(rows) {
+            for (c, s) in inner.iter_mut().zip(row) {
+                *c = madd::<FMA>(t, *s, *c);
+            }
+        }
+        for k in 1..=r {
+            column[r - k] = column[r + reflect(-(k as isize), w)];
+            column[r + w - 1 + k] = column[r + reflect((w - 1 + k) as isize, w)];
+        }
+        let [even, odd] = &mut split;
+        for (p, pair) in column.chunks_exact(2).enumerate().take(even.len()) {
+            (even[p], odd[p]) = (pair[0], pair[1]);
+        }
+        // Output column x2 is Σ taps[k] · column[2·x2 + k]: even taps read the even
+        // columns, odd taps the odd ones, both contiguously.
+        out.fill(0.0);
+        for (k, &t) in taps.iter().enumerate() {
+            let src = &split[k % 2][k / 2..k / 2 + w2];
+            for (o, s) in out.iter_mut().zip(src) {
+                *o = madd::<FMA>(t, *s, *o);
+            }
+        }
+    }
+}
+
+simd_variants! {
+    /// [`half_rows`] for an instruction set.
+    fn half_rows_for = half_rows(src: &Luma, taps: &[f32], first: usize, out: &mut [f32]) -> ()
 }
 
 /// One pixel's numerator and denominator from its window's moments (means, second
@@ -320,8 +332,8 @@ impl Vif {
                         Some((px, py)) => (px, py),
                     };
                     let (nx, ny) = &mut rest[0];
-                    nx.half_of(sx, &taps);
-                    ny.half_of(sy, &taps);
+                    nx.half_of(simd, sx, &taps);
+                    ny.half_of(simd, sy, &taps);
                     (&*nx, &*ny)
                 }
             };
