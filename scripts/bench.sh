@@ -96,7 +96,7 @@ done
 echo "== VMAF, 1080p (1920x1080, $n1080 pairs, medians of $rounds rounds)"
 echo "  comparesink metrics=vmaf:              $(summary "${ours_vmaf[@]}")"
 if [ -n "$vmaf_bin" ]; then
-  echo "  libvmaf vmaf tool ($("$vmaf_bin" --version), $(nproc) threads): $(summary "${theirs[@]}")"
+  echo "  libvmaf $("$vmaf_bin" --version 2>&1) vmaf tool, $(nproc) threads: $(summary "${theirs[@]}")"
   echo "  ratio comparesink / libvmaf:           $(ratio "$(median "${ours_vmaf[@]}")" "$(median "${theirs[@]}")")"
 else
   echo "  libvmaf: no vmaf tool (set VMAF_BIN to compare)"
