@@ -152,6 +152,41 @@ fn a_model_that_cannot_be_read_stops_the_start_with_its_path() {
 }
 
 #[test]
+fn vmafs_working_memory_counts_against_the_budget() {
+    let e = expected();
+    let clip = &e["clips"]["small8"];
+    let pixels = clip["width"].as_u64().unwrap() * clip["height"].as_u64().unwrap();
+    // Enough for SSIM's tiles, not for VMAF's planes: an error that says what to change.
+    let run = clip_run(
+        clip,
+        "metrics=psnr+ssim+vmaf device=cpu backend=native memory-budget=200000",
+    );
+    let error = run.error.expect("an error");
+    assert!(
+        error.contains("VMAF") && error.contains("memory-budget"),
+        "{error}"
+    );
+    assert!(run.pairs.is_empty());
+    // Within a budget that holds both, memory-used counts VMAF's buffers too.
+    let run = clip_run(
+        clip,
+        "metrics=psnr+ssim+vmaf device=cpu backend=native memory-budget=100000000",
+    );
+    assert_eq!(run.error, None);
+    let plain = clip_run(
+        clip,
+        "metrics=psnr+ssim device=cpu backend=native memory-budget=100000000",
+    );
+    let used = |r: &common::Run| r.pairs[0].get::<u64>("memory-used").unwrap();
+    assert!(
+        used(&run) >= used(&plain) + 30 * pixels,
+        "{} against {}",
+        used(&run),
+        used(&plain)
+    );
+}
+
+#[test]
 fn a_score_waits_for_the_next_frame_and_the_last_comes_at_end_of_stream() {
     common::init();
     let info = common::video_info(gst_video::VideoFormat::I420, 64, 48, 25);

@@ -20,7 +20,7 @@ use super::{CAT, CompareSink};
 use crate::messages::{Similarity, SimilarityAlert};
 use crate::scoring::native::Simd;
 use crate::scoring::rows::ImagePlane;
-use crate::scoring::vmaf::stream::Scored as VmafScored;
+use crate::scoring::vmaf::stream::{Scored as VmafScored, working_bytes as vmaf_working_bytes};
 use crate::scoring::vmaf::{Model, VmafStream};
 use crate::scoring::{ChannelMode, Engine, Metric, Options, Scored, Scores, planes_for};
 use crate::tier_settings::fit_in_tier;
@@ -322,6 +322,18 @@ fn score_pairs(
         }
         let (usage, s) = (s.usage, s.scores);
         let (r, d) = (&pair.reference, &pair.distorted);
+        let (w, h) = (view.components[0].width, view.components[0].height);
+        // VMAF's buffers, kept on the CPU beside the other metrics' working memory.
+        let vmaf_bytes = scorer.vmaf.as_ref().map_or(0, |_| vmaf_working_bytes(w, h));
+        let on_cpu = !scorer.engine.device().is_cuda();
+        if on_cpu && vmaf_bytes > 0 && budget > 0 && usage.bytes + vmaf_bytes > budget {
+            return Err(format!(
+                "VMAF of {w}x{h} frames needs {vmaf_bytes} bytes of working memory besides the \
+                 {} the other metrics use, and the memory budget is {budget} bytes: raise \
+                 memory-budget, or compare at a lower quality tier",
+                usage.bytes
+            ));
+        }
         if (metrics.ssim && s.ssim.is_none() || metrics.ms_ssim && s.ms_ssim.is_none())
             && !scorer.warned_small
         {
@@ -367,7 +379,7 @@ fn score_pairs(
             tier: tier_name.into(),
             batch: usage.batch as u32,
             tiles: usage.tiles,
-            memory_used: usage.bytes,
+            memory_used: usage.bytes + vmaf_bytes,
             memory_budget: budget,
             vmaf_features: None,
         };
@@ -377,7 +389,7 @@ fn score_pairs(
             scores: s,
             planes,
             max_value: view.max_value(),
-            memory_used: usage.bytes,
+            memory_used: usage.bytes + vmaf_bytes,
             alerts,
         };
         // With VMAF, the pair waits for the next one's motion, and the one before it goes.

@@ -358,6 +358,15 @@ pub struct Adm {
 }
 
 impl Adm {
+    /// Bytes its buffers hold.
+    pub(crate) fn allocated_bytes(&self) -> u64 {
+        let level = |l: &Level| {
+            l.a.allocated_bytes() + l.detail.iter().map(Luma::allocated_bytes).sum::<u64>()
+        };
+        let levels: u64 = self.levels.iter().map(|(x, y)| level(x) + level(y)).sum();
+        levels + self.mask.allocated_bytes()
+    }
+
     /// ADM2 of a luma pair of the same size (`scale` brings the samples to 8-bit units),
     /// with the model's enhancement gain limit.
     pub fn adm2<R: RowSource>(

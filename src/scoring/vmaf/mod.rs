@@ -123,6 +123,11 @@ impl Luma {
         self.v.resize(w * h, 0.0);
     }
 
+    /// Bytes its buffer holds.
+    pub(crate) fn allocated_bytes(&self) -> u64 {
+        (self.v.capacity() * 4) as u64
+    }
+
     pub(crate) fn row(&self, y: usize) -> &[f32] {
         &self.v[y * self.w..(y + 1) * self.w]
     }

@@ -146,6 +146,12 @@ pub struct MotionTracker {
 }
 
 impl MotionTracker {
+    /// Bytes its buffers hold.
+    pub(crate) fn allocated_bytes(&self) -> u64 {
+        let previous = self.previous.as_ref().map_or(0, Vec::capacity);
+        ((previous + self.spare.capacity()) * 4) as u64
+    }
+
     /// Takes the next frame's luma (`scale` brings its samples to 8-bit units); gives the
     /// previous frame's index and motion2, if there was a previous frame.
     pub fn push<R: RowSource>(&mut self, luma: &R, scale: f32) -> Option<(u64, f64)> {

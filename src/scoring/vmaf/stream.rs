@@ -8,6 +8,15 @@ use super::{Features, Luma, Model};
 use crate::scoring::native::Simd;
 use crate::scoring::rows::RowSource;
 
+/// The working memory VMAF keeps for `width`×`height` frames, in bytes, from frame to
+/// frame: the luma pair (8 bytes a pixel), VIF's smaller scales (under 2.7), ADM's four
+/// levels of two transforms and its masking sums (under 11.7), and motion's two filtered
+/// planes (8); 31 bytes a pixel in all, besides a few rows per thread.
+pub fn working_bytes(width: usize, height: usize) -> u64 {
+    let pixels = (width as u64 + 1) * (height as u64 + 1);
+    31 * pixels
+}
+
 /// A pair's VMAF and the features it came from.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Scored {
@@ -44,6 +53,15 @@ impl<T> VmafStream<T> {
 
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// Bytes its buffers hold (at most [`working_bytes`] of the frames it has seen).
+    pub fn allocated_bytes(&self) -> u64 {
+        self.planes.0.allocated_bytes()
+            + self.planes.1.allocated_bytes()
+            + self.vif.allocated_bytes()
+            + self.adm.allocated_bytes()
+            + self.motion.allocated_bytes()
     }
 
     /// Takes the next pair's luma planes (of `depth` bits) and its `item`; gives back
@@ -141,5 +159,19 @@ mod tests {
         assert_eq!(s.push(&c, &c, 8, "again"), None);
         let (_, again) = s.finish().unwrap();
         assert_eq!(again.features.motion2, 0.0);
+    }
+
+    #[test]
+    fn the_buffers_stay_within_the_working_memory_accounted() {
+        for (w, h) in [(64, 48), (37, 23), (1920, 1080), (641, 359)] {
+            let mut s = VmafStream::new(Model::load("vmaf_v0.6.1").unwrap(), Simd::active());
+            let p = Plane::from_fn(w, h, |x, y| ((x * 7 + y * 13) % 29) as f32);
+            for item in 0..3 {
+                s.push(&p, &p, 8, item);
+            }
+            let (held, bound) = (s.allocated_bytes(), working_bytes(w, h));
+            assert!(held <= bound, "{w}x{h}: {held} held, {bound} accounted");
+            assert!(held > bound / 2, "{w}x{h}: {held} held, {bound} accounted");
+        }
     }
 }

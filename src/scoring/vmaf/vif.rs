@@ -297,6 +297,14 @@ pub struct Vif {
 }
 
 impl Vif {
+    /// Bytes its buffers hold.
+    pub(crate) fn allocated_bytes(&self) -> u64 {
+        self.scales
+            .iter()
+            .map(|(x, y)| x.allocated_bytes() + y.allocated_bytes())
+            .sum()
+    }
+
     /// The four VIF features of a luma pair of the same size (`scale` brings the samples
     /// to 8-bit units), with the model's enhancement gain limit.
     pub fn features<R: RowSource>(
