@@ -5,6 +5,7 @@
 
 mod common;
 mod lifecycle;
+mod vmaf_clips;
 
 use std::time::Duration;
 
@@ -12,12 +13,7 @@ use gst::prelude::*;
 use lifecycle::Watched;
 use serde_json::Value;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vmaf");
-
-fn expected() -> Value {
-    let text = std::fs::read_to_string(format!("{FIXTURES}/expected.json")).expect("fixtures");
-    serde_json::from_str(&text).expect("fixtures are JSON")
-}
+use vmaf_clips::{clip_file, expected};
 
 /// A fixture clip through `filesrc ! rawvideoparse` into each pad of
 /// `comparesink name=c {props}`, to end of stream.
@@ -30,10 +26,10 @@ fn clip_run(clip: &Value, props: &str) -> common::Run {
         "i420-10le"
     };
     let input = |key: &str, pad: &str| {
-        let file = clip[key].as_str().expect("clip file");
         format!(
-            "filesrc location={FIXTURES}/{file} ! rawvideoparse format={format} width={w} \
-             height={h} framerate=25/1 ! queue ! c.{pad} "
+            "filesrc location={} ! rawvideoparse format={format} width={w} height={h} \
+             framerate=25/1 ! queue ! c.{pad} ",
+            clip_file(clip, key).display()
         )
     };
     let desc = format!(

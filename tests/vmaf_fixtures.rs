@@ -2,6 +2,8 @@
 //! values are printed to six decimals): its regression and pooling (libvmaf's features
 //! must give libvmaf's scores with the same model) and the features we compute.
 
+mod vmaf_clips;
+
 use gstgpucompare::scoring::native::Simd;
 use gstgpucompare::scoring::rows::ImagePlane;
 use gstgpucompare::scoring::vmaf::adm::adm2;
@@ -11,13 +13,7 @@ use gstgpucompare::scoring::vmaf::{Features, Model, Pooled};
 use gstgpucompare::scoring::{ChannelMode, ColorKind, Component, ImageView, planes_for};
 use serde_json::Value;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vmaf");
-
-fn expected() -> Value {
-    let text =
-        std::fs::read_to_string(format!("{FIXTURES}/expected.json")).expect("the VMAF fixtures");
-    serde_json::from_str(&text).expect("the VMAF fixtures are JSON")
-}
+use vmaf_clips::{clip_file, expected};
 
 fn features(v: &Value) -> Features {
     let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
@@ -49,7 +45,7 @@ fn cases(e: &Value) -> Vec<(String, String, Vec<Value>, Value)> {
 fn libvmafs_features_give_libvmafs_scores() {
     let e = expected();
     let cases = cases(&e);
-    assert_eq!(cases.len(), 6, "two clips, three models");
+    assert_eq!(cases.len(), 9, "three clips, three models");
     for (clip, model, frames, _) in cases {
         let m = Model::load(&model).unwrap();
         for (i, frame) in frames.iter().enumerate() {
@@ -133,8 +129,7 @@ fn motion2_equals_libvmafs() {
     for (name, clip) in e["clips"].as_object().expect("clips") {
         let dim = |k: &str| clip[k].as_u64().expect("clip dimensions") as usize;
         let (w, h, depth) = (dim("width"), dim("height"), dim("depth") as u32);
-        let file = clip["reference"].as_str().expect("reference file");
-        let data = std::fs::read(format!("{FIXTURES}/{file}")).expect("reference clip");
+        let data = std::fs::read(clip_file(clip, "reference")).expect("reference clip");
         let frames = i420_frames(&data, w, h, depth);
         assert_eq!(frames.len() as u64, clip["frames"].as_u64().unwrap());
         let luma = planes_for(ColorKind::Yuv, ChannelMode::Luma)[0];
@@ -165,10 +160,7 @@ fn clips(e: &Value) -> Vec<(String, Value, Vec<u8>, Vec<u8>)> {
         .expect("clips")
         .iter()
         .map(|(name, clip)| {
-            let read = |k: &str| {
-                let file = clip[k].as_str().expect("clip file");
-                std::fs::read(format!("{FIXTURES}/{file}")).expect("clip")
-            };
+            let read = |k: &str| std::fs::read(clip_file(clip, k)).expect("clip");
             (
                 name.clone(),
                 clip.clone(),
