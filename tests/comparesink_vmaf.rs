@@ -50,13 +50,22 @@ fn f64_of(s: &gst::StructureRef, name: &str) -> f64 {
 }
 
 #[test]
-fn every_frame_is_libvmafs_score_with_each_model_at_8_and_10_bits() {
+fn every_frame_is_libvmafs_score_with_each_model_at_8_and_10_bits_on_both_backends() {
     let e = expected();
+    for backend in common::backend_settings() {
+        every_frame_is_libvmafs_score(&e, &backend);
+    }
+}
+
+fn every_frame_is_libvmafs_score(e: &Value, backend: &str) {
     for (name, clip) in e["clips"].as_object().expect("clips") {
-        let plain = clip_run(clip, "metrics=psnr+ssim");
+        let plain = clip_run(clip, &format!("metrics=psnr+ssim {backend}"));
         for (model, libvmaf) in clip["models"].as_object().expect("models") {
-            let run = clip_run(clip, &format!("metrics=psnr+ssim+vmaf vmaf-model={model}"));
-            assert_eq!(run.error, None, "{name} {model}");
+            let run = clip_run(
+                clip,
+                &format!("metrics=psnr+ssim+vmaf vmaf-model={model} {backend}"),
+            );
+            assert_eq!(run.error, None, "{name} {model} {backend}");
             let frames = libvmaf["frames"].as_array().expect("frames");
             assert_eq!(run.pairs.len(), frames.len(), "{name} {model}");
             for (i, (pair, want)) in run.pairs.iter().zip(frames).enumerate() {
@@ -64,7 +73,7 @@ fn every_frame_is_libvmafs_score_with_each_model_at_8_and_10_bits() {
                 let (got, want) = (f64_of(pair, "vmaf"), want["vmaf"].as_f64().unwrap());
                 assert!(
                     (got - want).abs() < 0.05,
-                    "{name} {model} frame {i}: {got} against libvmaf's {want}"
+                    "{name} {model} {backend} frame {i}: {got} against libvmaf's {want}"
                 );
                 // PSNR and SSIM in the same pass, as without VMAF.
                 for metric in ["psnr", "ssim"] {
@@ -79,14 +88,14 @@ fn every_frame_is_libvmafs_score_with_each_model_at_8_and_10_bits() {
             );
             assert!(
                 (mean - want).abs() < 0.02,
-                "{name} {model}: {mean} against {want}"
+                "{name} {model} {backend}: {mean} against {want}"
             );
             for key in ["min", "max", "harmonic-mean"] {
                 let want = pooled[key.replace('-', "_")].as_f64().unwrap();
                 let got = f64_of(summary, &format!("vmaf-{key}"));
                 assert!(
                     (got - want).abs() < 0.05,
-                    "{name} {model} {key}: {got} against {want}"
+                    "{name} {model} {backend} {key}: {got} against {want}"
                 );
             }
         }

@@ -291,3 +291,76 @@ fn vmaf_from_our_features_equals_libvmafs() {
         }
     }
 }
+
+/// The device the libtorch tests run on: `GPUCOMPARE_TEST_DEVICE` (`cpu`, `cuda:N`).
+#[cfg(feature = "torch")]
+fn torch_device() -> tch::Device {
+    match std::env::var("GPUCOMPARE_TEST_DEVICE").ok().as_deref() {
+        Some(d) if d.starts_with("cuda") => {
+            let n = d.strip_prefix("cuda:").and_then(|n| n.parse().ok());
+            tch::Device::Cuda(n.unwrap_or(0))
+        }
+        _ => tch::Device::Cpu,
+    }
+}
+
+#[test]
+#[cfg(feature = "torch")]
+fn libtorch_features_equal_libvmafs() {
+    use gstgpucompare::scoring::vmaf::{Luma, torch};
+    let e = expected();
+    let device = torch_device();
+    let luma = planes_for(ColorKind::Yuv, ChannelMode::Luma)[0];
+    for (name, clip, ref_data, dist_data) in clips(&e) {
+        let dim = |k: &str| clip[k].as_u64().expect("clip dimensions") as usize;
+        let (w, h, depth) = (dim("width"), dim("height"), dim("depth") as u32);
+        let scale = eight_bit_scale(depth);
+        let refs = i420_frames(&ref_data, w, h, depth);
+        let dists = i420_frames(&dist_data, w, h, depth);
+        for (model, adm_limit, vif_limit) in
+            [("vmaf_v0.6.1", 100.0, 100.0), ("vmaf_v0.6.1neg", 1.0, 1.0)]
+        {
+            let want = &clip["models"][model]["frames"];
+            let mut previous: Option<tch::Tensor> = None;
+            let mut motions = Vec::new();
+            for (i, (r, d)) in refs.iter().zip(&dists).enumerate() {
+                let x = Luma::of(&ImagePlane::new(r, luma), scale);
+                let y = Luma::of(&ImagePlane::new(d, luma), scale);
+                let (xt, yt) = (
+                    torch::upload(&x, device).unwrap(),
+                    torch::upload(&y, device).unwrap(),
+                );
+                let f = &want[i]["features"];
+                let close = |got: f64, key: &str| {
+                    let want = f[key].as_f64().unwrap();
+                    assert!(
+                        (got - want).abs() < 1e-3,
+                        "{name} {model} frame {i} {key}: {got} against libvmaf's {want}"
+                    );
+                };
+                close(torch::adm2(&xt, &yt, adm_limit).unwrap(), "adm2");
+                for (s, v) in torch::vif(&xt, &yt, vif_limit).unwrap().iter().enumerate() {
+                    close(*v, &format!("vif_scale{s}"));
+                }
+                let blurred = torch::blurred(&xt).unwrap();
+                motions.push(match &previous {
+                    Some(p) => torch::mean_abs_diff(&blurred, p).unwrap(),
+                    None => 0.0,
+                });
+                previous = Some(blurred);
+            }
+            // motion2: the smaller of a frame's motion and the next's; the last its own.
+            for (i, m) in motions.iter().enumerate() {
+                let m2 = match motions.get(i + 1) {
+                    Some(next) if i > 0 => m.min(*next),
+                    _ => *m,
+                };
+                let want = want[i]["features"]["motion2"].as_f64().unwrap();
+                assert!(
+                    (m2 - want).abs() < 1e-3,
+                    "{name} frame {i} motion2: {m2} against {want}"
+                );
+            }
+        }
+    }
+}

@@ -102,7 +102,21 @@ impl Scorer {
     /// Scores VMAF with `model` (none: VMAF is off); `features` adds its features to the
     /// messages.
     pub fn set_vmaf(&mut self, model: Option<Model>, features: bool) {
-        self.vmaf = model.map(|m| VmafStream::new(m, Simd::active()));
+        let device = self.engine.device();
+        let on_libtorch = self.engine.uses_libtorch();
+        self.vmaf = model.map(|m| {
+            let stream = VmafStream::new(m, Simd::active());
+            // VMAF's features where the other metrics are scored.
+            #[cfg(feature = "torch")]
+            let stream = if on_libtorch {
+                stream.on_libtorch(device)
+            } else {
+                stream
+            };
+            #[cfg(not(feature = "torch"))]
+            let _ = (on_libtorch, device);
+            stream
+        });
         self.vmaf_features = features;
     }
 
@@ -403,6 +417,7 @@ fn score_pairs(
                 );
                 stream
                     .push(&rl, &dl, view.depth, finished)
+                    .map_err(|e| format!("VMAF: {e}"))?
                     .map(|(f, v)| (f, Some(v)))
             }
         };

@@ -146,6 +146,15 @@ impl Engine {
         self.monitor_index
     }
 
+    /// Whether libtorch scores (on its device), rather than the native kernel.
+    pub fn uses_libtorch(&self) -> bool {
+        match self.backend {
+            Backend::Native => false,
+            #[cfg(feature = "torch")]
+            Backend::Torch(_) => true,
+        }
+    }
+
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             Backend::Native => native::Simd::active().backend_name(),

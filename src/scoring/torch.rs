@@ -24,7 +24,7 @@ impl From<tch::TchError> for Error {
     }
 }
 
-fn tch_device(device: Device) -> tch::Device {
+pub(crate) fn tch_device(device: Device) -> tch::Device {
     match device {
         Device::Cpu => tch::Device::Cpu,
         Device::Cuda(n) => tch::Device::Cuda(n),

@@ -160,7 +160,7 @@ fn dwt(simd: Simd, src: &Luma, out: &mut Level) {
 /// vertical bands and for the diagonal one: the inverse of the quantisation step of his
 /// 1997 model of 7/9 wavelet noise visibility (luma thresholds, basis amplitudes of
 /// orientations 1 and 2).
-fn csf_weights(level: usize) -> [f32; 3] {
+pub(crate) fn csf_weights(level: usize) -> [f32; 3] {
     const AMPLITUDES: [[f64; 3]; LEVELS] = [
         [0.62171, 0.67234, 0.72709],
         [0.34537, 0.41317, 0.49428],
@@ -179,13 +179,13 @@ fn csf_weights(level: usize) -> [f32; 3] {
 }
 
 /// The rows and columns the sums cover: a tenth of each side left out.
-fn centre(n: usize) -> std::ops::Range<usize> {
+pub(crate) fn centre(n: usize) -> std::ops::Range<usize> {
     let cut = (n as f64 * BORDER - 0.5).max(0.0) as usize;
     cut..n - cut
 }
 
 /// The 3-norm of one band's sum of cubes over the centre, plus the noise floor.
-fn norm3(cubes: f64, area: usize) -> f64 {
+pub(crate) fn norm3(cubes: f64, area: usize) -> f64 {
     cubes.cbrt() + (area as f64 * NOISE_WEIGHT).cbrt()
 }
 

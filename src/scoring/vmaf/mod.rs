@@ -43,6 +43,8 @@ mod model;
 pub mod motion;
 pub mod stream;
 mod svm;
+#[cfg(feature = "torch")]
+pub mod torch;
 pub mod vif;
 
 use std::fmt;

@@ -31,6 +31,12 @@ const FILTER: [f32; 5] = {
     ]
 };
 const RADIUS: usize = FILTER.len() / 2;
+
+/// The filter's taps, for the libtorch backend.
+#[cfg(feature = "torch")]
+pub(crate) fn filter_taps() -> [f32; 5] {
+    FILTER
+}
 /// Output rows a thread filters at a time.
 const BAND: usize = 32;
 
@@ -162,7 +168,6 @@ impl MotionTracker {
     pub fn push_luma(&mut self, simd: Simd, luma: &Luma) -> Option<(u64, f64)> {
         let mut current = std::mem::take(&mut self.spare);
         filtered(simd, luma, &mut current);
-        let index = self.pending.map_or(0, |(i, _)| i + 1);
         let motion = match &self.previous {
             Some(prev) if prev.len() == current.len() => mean_abs_diff(&current, prev),
             // The first frame, or a frame of a new size: nothing to compare with.
@@ -171,6 +176,13 @@ impl MotionTracker {
         if let Some(prev) = self.previous.replace(current) {
             self.spare = prev;
         }
+        self.push_motion(motion)
+    }
+
+    /// Takes the next frame's motion, computed elsewhere (0 for a frame with nothing
+    /// before it); gives the previous frame's index and motion2.
+    pub fn push_motion(&mut self, motion: f64) -> Option<(u64, f64)> {
+        let index = self.pending.map_or(0, |(i, _)| i + 1);
         let done = self
             .pending
             .map(|(i, m)| (i, if i == 0 { 0.0 } else { m.min(motion) }));

@@ -5,6 +5,7 @@ use super::adm::Adm;
 use super::motion::{MotionTracker, eight_bit_scale};
 use super::vif::Vif;
 use super::{Features, Luma, Model};
+use crate::scoring::Error;
 use crate::scoring::native::Simd;
 use crate::scoring::rows::RowSource;
 
@@ -36,6 +37,9 @@ pub struct VmafStream<T> {
     planes: (Luma, Luma),
     /// The waiting pair's item and spatial features.
     waiting: Option<(T, Features)>,
+    /// With the libtorch backend: its device, and the last reference's filtered luma there.
+    #[cfg(feature = "torch")]
+    torch: Option<(tch::Device, Option<tch::Tensor>)>,
 }
 
 impl<T> VmafStream<T> {
@@ -48,7 +52,16 @@ impl<T> VmafStream<T> {
             motion: MotionTracker::default(),
             planes: (Luma::default(), Luma::default()),
             waiting: None,
+            #[cfg(feature = "torch")]
+            torch: None,
         }
+    }
+
+    /// Computes the features with libtorch on `device` rather than with the native code.
+    #[cfg(feature = "torch")]
+    pub fn on_libtorch(mut self, device: crate::scoring::Device) -> Self {
+        self.torch = Some((crate::scoring::torch::tch_device(device), None));
+        self
     }
 
     pub fn model(&self) -> &Model {
@@ -65,19 +78,41 @@ impl<T> VmafStream<T> {
     }
 
     /// Takes the next pair's luma planes (of `depth` bits) and its `item`; gives back
-    /// the previous pair's item, scored, now that its motion2 is known.
+    /// the previous pair's item, scored, now that its motion2 is known. Only libtorch
+    /// fails (out of memory, a lost device).
     pub fn push<R: RowSource>(
         &mut self,
         reference: &R,
         distorted: &R,
         depth: u32,
         item: T,
-    ) -> Option<(T, Scored)> {
+    ) -> Result<Option<(T, Scored)>, Error> {
         let scale = eight_bit_scale(depth);
         let (x, y) = &mut self.planes;
         x.read_from(reference, scale);
         y.read_from(distorted, scale);
         let opts = self.model.feature_options();
+        #[cfg(feature = "torch")]
+        if let Some((device, previous)) = &mut self.torch {
+            let (xt, yt) = (
+                super::torch::upload(x, *device)?,
+                super::torch::upload(y, *device)?,
+            );
+            let features = Features {
+                adm2: super::torch::adm2(&xt, &yt, opts.adm_enhn_gain_limit)?,
+                motion2: 0.0,
+                vif: super::torch::vif(&xt, &yt, opts.vif_enhn_gain_limit)?,
+            };
+            let blurred = super::torch::blurred(&xt)?;
+            let motion = match previous.as_ref().filter(|p| p.size() == blurred.size()) {
+                Some(p) => super::torch::mean_abs_diff(&blurred, p)?,
+                None => 0.0,
+            };
+            *previous = Some(blurred);
+            let done = self.motion.push_motion(motion);
+            let previous = self.waiting.replace((item, features));
+            return Ok(self.score(previous, done));
+        }
         let (simd, adm, vif, motion) = (self.simd, &mut self.adm, &mut self.vif, &mut self.motion);
         let (x, y) = (&*x, &*y);
         // The three features side by side: each one's smaller scales leave threads idle
@@ -97,7 +132,7 @@ impl<T> VmafStream<T> {
             vif,
         };
         let previous = self.waiting.replace((item, features));
-        self.score(previous, done)
+        Ok(self.score(previous, done))
     }
 
     /// The end of the stream, or of a segment that a flush ends: the waiting pair, scored
@@ -105,6 +140,10 @@ impl<T> VmafStream<T> {
     pub fn finish(&mut self) -> Option<(T, Scored)> {
         let done = self.motion.finish();
         self.motion.reset();
+        #[cfg(feature = "torch")]
+        if let Some((_, previous)) = &mut self.torch {
+            *previous = None;
+        }
         let waiting = self.waiting.take();
         self.score(waiting, done)
     }
@@ -131,23 +170,21 @@ mod tests {
     use super::*;
     use crate::scoring::rows::Plane;
 
-    #[test]
-    fn scores_come_one_pair_late_and_the_last_at_the_end() {
-        let model = Model::load("vmaf_v0.6.1").unwrap();
-        let mut s = VmafStream::new(model, Simd::active());
+    /// Three moving frames through `s`: the pairs' scores, checked for their timing.
+    fn three_frames(mut s: VmafStream<&'static str>) -> Vec<Scored> {
         let frame = |shift: usize| {
             Plane::from_fn(64, 48, move |x, y| {
                 (((x + shift) * 7 + y * 13) % 29) as f32 * 8.0
             })
         };
         let (a, b, c) = (frame(0), frame(2), frame(5));
-        assert_eq!(s.push(&a, &a, 8, "first"), None);
-        let (item, first) = s.push(&b, &b, 8, "second").unwrap();
+        assert!(s.push(&a, &a, 8, "first").unwrap().is_none());
+        let (item, first) = s.push(&b, &b, 8, "second").unwrap().unwrap();
         assert_eq!(item, "first");
         // The first frame's motion2 is 0; identical pairs keep every other feature at 1.
         assert_eq!(first.features.motion2, 0.0);
         assert!((first.features.adm2 - 1.0).abs() < 1e-6);
-        let (item, second) = s.push(&c, &c, 8, "third").unwrap();
+        let (item, second) = s.push(&c, &c, 8, "third").unwrap().unwrap();
         assert_eq!(item, "second");
         assert!(second.features.motion2 > 0.0);
         let (item, third) = s.finish().unwrap();
@@ -156,9 +193,29 @@ mod tests {
         assert!(third.vmaf > 90.0, "{third:?}");
         assert_eq!(s.finish(), None);
         // After a finish (a flush), motion starts again.
-        assert_eq!(s.push(&c, &c, 8, "again"), None);
+        assert!(s.push(&c, &c, 8, "again").unwrap().is_none());
         let (_, again) = s.finish().unwrap();
         assert_eq!(again.features.motion2, 0.0);
+        vec![first, second, third]
+    }
+
+    #[test]
+    fn scores_come_one_pair_late_and_the_last_at_the_end() {
+        let model = Model::load("vmaf_v0.6.1").unwrap();
+        three_frames(VmafStream::new(model, Simd::active()));
+    }
+
+    #[test]
+    #[cfg(feature = "torch")]
+    fn libtorch_scores_as_the_native_code() {
+        let model = Model::load("vmaf_v0.6.1").unwrap();
+        let native = three_frames(VmafStream::new(model.clone(), Simd::active()));
+        let torch = three_frames(
+            VmafStream::new(model, Simd::active()).on_libtorch(crate::scoring::Device::Cpu),
+        );
+        for (n, t) in native.iter().zip(&torch) {
+            assert!((n.vmaf - t.vmaf).abs() < 1e-3, "{n:?} {t:?}");
+        }
     }
 
     #[test]
@@ -167,7 +224,7 @@ mod tests {
             let mut s = VmafStream::new(Model::load("vmaf_v0.6.1").unwrap(), Simd::active());
             let p = Plane::from_fn(w, h, |x, y| ((x * 7 + y * 13) % 29) as f32);
             for item in 0..3 {
-                s.push(&p, &p, 8, item);
+                s.push(&p, &p, 8, item).unwrap();
             }
             let (held, bound) = (s.allocated_bytes(), working_bytes(w, h));
             assert!(held <= bound, "{w}x{h}: {held} held, {bound} accounted");

@@ -31,7 +31,7 @@ const SCALES: usize = 4;
 const MAX_TAPS: usize = 17;
 
 /// The window of scale `s`, normalised.
-fn window(s: usize) -> Vec<f32> {
+pub(crate) fn window(s: usize) -> Vec<f32> {
     let n = (1usize << (4 - s)) + 1;
     let sd = n as f64 / 5.0;
     let centre = (n - 1) as f64 / 2.0;
