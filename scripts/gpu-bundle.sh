@@ -30,6 +30,10 @@ cp target/release/examples/bench target/release/examples/demo target/release/exa
 cp target/release/libgstgpucompare.so "$out/gpucompare/"
 cp -r tests/fixtures "$out/fixtures"
 cp scripts/torchmetrics_bench.py "$out/"
+# The VMAF clips the tests make with FFmpeg (which the GPU machine has not), made here.
+cargo test -q --test vmaf_fixtures motion2 >/dev/null
+vmaf_clips="${TMPDIR:-/tmp}/gpucompare-vmaf-fixtures"
+mkdir -p "$out/vmaf-clips" && cp "$vmaf_clips"/*.yuv "$out/vmaf-clips/"
 
 # GStreamer plugins the tests, the demo and the benchmark use.
 gst_dir=$(pkg-config --variable=pluginsdir gstreamer-1.0)
@@ -64,6 +68,8 @@ export GST_REGISTRY="${TMPDIR:-/tmp}/gpucompare-registry.bin" GST_REGISTRY_FORK=
 export GPUCOMPARE_TEST_DEVICE="${GPUCOMPARE_TEST_DEVICE:-cuda:0}"
 export CARGO_MANIFEST_DIR="$here/manifest"
 mkdir -p "$here/manifest/tests" && ln -sfn "$here/fixtures" "$here/manifest/tests/fixtures"
+mkdir -p "${TMPDIR:-/tmp}/gpucompare-vmaf-fixtures"
+cp "$here"/vmaf-clips/*.yuv "${TMPDIR:-/tmp}/gpucompare-vmaf-fixtures/"
 out=${OUT:-$here/results}
 mkdir -p "$out"
 status=0
@@ -90,7 +96,9 @@ for spec in "1080p 1920 1080 240" "4k 3840 2160 60"; do
   for props in "device=cpu metrics=psnr+ssim" \
                "device=$GPUCOMPARE_TEST_DEVICE metrics=psnr+ssim batch-size=1" \
                "device=$GPUCOMPARE_TEST_DEVICE metrics=psnr+ssim batch-size=8" \
-               "device=$GPUCOMPARE_TEST_DEVICE metrics=psnr+ssim+ms-ssim batch-size=8"; do
+               "device=$GPUCOMPARE_TEST_DEVICE metrics=psnr+ssim+ms-ssim batch-size=8" \
+               "device=cpu metrics=vmaf" \
+               "device=$GPUCOMPARE_TEST_DEVICE metrics=vmaf"; do
     printf '%s %s: ' "$1" "$props" | tee -a "$out/bench.log"
     "$here/bin/bench" --ref "$media/$1_ref.yuv" --dist "$media/$1_dist.yuv" --size "$2x$3" --props "$props" 2>&1 | tee -a "$out/bench.log"
   done
