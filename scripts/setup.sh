@@ -38,6 +38,7 @@ if ! .venv/bin/python -c "import sys, torch; sys.exit(torch.__version__.split('+
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q "torch==$torch_version"
 fi
-torch_dir=$(.venv/bin/python -c "import os, torch; print(os.path.dirname(torch.__file__))")
+# torch warns that NumPy is missing, which only its NumPy interop needs.
+torch_dir=$(.venv/bin/python -W ignore -c "import os, torch; print(os.path.dirname(torch.__file__))")
 ln -sfn "$torch_dir" .venv/libtorch
 echo "setup: libtorch $torch_version at $torch_dir"
