@@ -247,23 +247,9 @@ fn a_flushing_seek_restarts_motion() {
          videotestsrc pattern=ball ! {caps} ! queue ! c.distorted"
     );
     let w = Watched::launch(&desc, |_, _| {});
-    w.go(gst::State::Playing).expect("plays");
-    assert!(w.wait_until(Duration::from_secs(10), |p| p.pairs.len() >= 10));
-    w.go(gst::State::Paused).expect("pauses");
     let target = gst::ClockTime::from_seconds(2);
-    w.pipeline
-        .seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE, target)
-        .expect("seeks");
-    let (result, _, _) = w.pipeline.state(gst::ClockTime::from_seconds(5));
-    assert_eq!(result, Ok(gst::StateChangeSuccess::Success));
-    let before = w.pairs();
-    w.go(gst::State::Playing).expect("plays again");
-    assert!(w.wait_until(Duration::from_secs(10), |p| p.pairs.len() >= before + 10));
-    w.go(gst::State::Null).expect("stops");
-    let p = w.posted();
-    assert!(p.errors.is_empty(), "{:?}", p.errors);
-    let pts_motion: Vec<(u64, f64)> = p
-        .pairs
+    let pairs = w.seek_while_paused(target);
+    let pts_motion: Vec<(u64, f64)> = pairs
         .iter()
         .map(|s| (lifecycle::u64_field(s, "pts"), f64_of(s, "vmaf-motion2")))
         .collect();

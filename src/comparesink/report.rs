@@ -270,6 +270,43 @@ mod tests {
         }
     }
 
+    /// libvmaf's own per-frame scores of the VMAF fixtures pool to libvmaf's pooled values
+    /// (tests/fixtures/generate_vmaf.py; printed to six decimals).
+    #[test]
+    fn vmaf_pools_as_libvmaf_does() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/vmaf/expected.json"
+        ))
+        .unwrap();
+        let e: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let metrics = Metrics {
+            vmaf: true,
+            ..Metrics::default()
+        };
+        let mut checked = 0;
+        for clip in e["clips"].as_object().unwrap().values() {
+            for libvmaf in clip["models"].as_object().unwrap().values() {
+                let mut summary = Summary::new(metrics);
+                for f in libvmaf["frames"].as_array().unwrap() {
+                    let s = Scores {
+                        vmaf: f["vmaf"].as_f64(),
+                        ..scores(1.0, 0.9)
+                    };
+                    summary.add(&s, None, 255.0, false, 0);
+                }
+                let fields = summary.summary([0, 0], "cpu", 0).fields();
+                for key in ["mean", "min", "max", "harmonic-mean"] {
+                    let want = libvmaf["pooled"][key.replace('-', "_")].as_f64().unwrap();
+                    let got = get(&fields, &format!("vmaf-{key}"));
+                    assert!((got - want).abs() < 2e-6, "{key}: {got} against {want}");
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 36, "three clips, three models, four poolings");
+    }
+
     #[test]
     fn psnr_mean_is_the_psnr_of_the_mean_mse() {
         let mut s = Summary::new(Metrics::default());

@@ -110,6 +110,31 @@ impl Watched {
         assert!(p.errors.is_empty(), "{:?}", p.errors);
     }
 
+    /// Plays until 10 pairs are posted, pauses, seeks to `target` with a flush while
+    /// paused (the pipeline must preroll again), plays until 10 more pairs, and stops.
+    /// Returns the pairs posted.
+    pub fn seek_while_paused(&self, target: gst::ClockTime) -> Vec<gst::Structure> {
+        self.go(gst::State::Playing).expect("plays");
+        assert!(self.wait_until(Duration::from_secs(10), |p| p.pairs.len() >= 10));
+        self.go(gst::State::Paused).expect("pauses");
+        self.pipeline
+            .seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE, target)
+            .expect("seeks");
+        let (result, _, _) = self.pipeline.state(gst::ClockTime::from_seconds(5));
+        assert_eq!(
+            result,
+            Ok(gst::StateChangeSuccess::Success),
+            "prerolls again"
+        );
+        let before = self.pairs();
+        self.go(gst::State::Playing).expect("plays again");
+        assert!(self.wait_until(Duration::from_secs(10), |p| p.pairs.len() >= before + 10));
+        self.go(gst::State::Null).expect("stops");
+        let p = self.posted();
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        p.pairs.clone()
+    }
+
     /// Changes state and waits for it (at most 5 s); the result of `get_state`.
     pub fn go(&self, state: gst::State) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         self.pipeline.set_state(state)?;

@@ -2,10 +2,10 @@
 //! features (ADM2, VIF at four scales, motion2) into a score from 0 to 100.
 //!
 //! GStreamer-free. This part holds the models ([`Model`], libvmaf's JSON format, the
-//! built-in `vmaf_v0.6.1`, `vmaf_v0.6.1neg` and `vmaf_4k_v0.6.1` among them), their
-//! regression, the pooling of per-frame scores as libvmaf pools them ([`Pooled`]), the
-//! features: motion ([`motion`]), VIF ([`vif`]) and ADM2 ([`adm`]), and their use over a
-//! stream, each score one pair late ([`VmafStream`]).
+//! built-in `vmaf_v0.6.1`, `vmaf_v0.6.1neg` and `vmaf_4k_v0.6.1` among them) and their
+//! regression; the features: motion ([`motion`]), VIF ([`vif`]) and ADM2 ([`adm`]), natively
+//! or with libtorch (`torch`); and their use over a stream, each score one pair late
+//! ([`VmafStream`]).
 
 /// Defines `$name(simd, args…)`, which runs `$inner::<FMA>(args…)` compiled for the
 /// instruction set `simd` (AVX-512, AVX2 with FMA, or the build's baseline), so that the
@@ -85,6 +85,26 @@ pub(crate) fn log2_fast(x: f32) -> f32 {
     const K: f32 = 2.0 / std::f32::consts::LN_2;
     let series = t * (1.0 + t2 * (1.0 / 3.0 + t2 * (1.0 / 5.0 + t2 * (1.0 / 7.0 + t2 / 9.0))));
     e as f32 + K * series
+}
+
+/// Row or column `i` mirrored into `0..n` without repeating the edge (−1 → 1, n → n − 2),
+/// as VIF's and motion's filters read beyond the plane; mirrored again for planes
+/// narrower than the window.
+pub(crate) fn reflect(i: isize, n: usize) -> usize {
+    let n = n as isize;
+    let mut i = i;
+    loop {
+        if i < 0 {
+            i = -i;
+        } else if i >= n {
+            i = 2 * n - i - 2;
+        } else {
+            return i as usize;
+        }
+        if n == 1 {
+            return 0;
+        }
+    }
 }
 
 /// Σ f(a, b) over paired slices in sixteen f32 lanes, then in f64: the loop vectorises,
@@ -264,33 +284,6 @@ impl FeatureOptions {
     }
 }
 
-/// Per-frame scores pooled over a stream, as libvmaf pools them.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Pooled {
-    pub mean: f64,
-    pub min: f64,
-    pub max: f64,
-    /// libvmaf's harmonic mean, of the scores plus one: n / Σ 1 / (s + 1) − 1 (finite for
-    /// a score of 0).
-    pub harmonic_mean: f64,
-}
-
-impl Pooled {
-    /// None for no scores.
-    pub fn of(scores: &[f64]) -> Option<Pooled> {
-        if scores.is_empty() {
-            return None;
-        }
-        let n = scores.len() as f64;
-        Some(Pooled {
-            mean: scores.iter().sum::<f64>() / n,
-            min: scores.iter().copied().fold(f64::INFINITY, f64::min),
-            max: scores.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            harmonic_mean: n / scores.iter().map(|s| 1.0 / (s + 1.0)).sum::<f64>() - 1.0,
-        })
-    }
-}
-
 /// Why a model cannot be used.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelError {
@@ -326,6 +319,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn edges_mirror_without_repeating() {
+        assert_eq!(reflect(-1, 10), 1);
+        assert_eq!(reflect(-2, 10), 2);
+        assert_eq!(reflect(10, 10), 8);
+        assert_eq!(reflect(11, 10), 7);
+        assert_eq!(reflect(4, 10), 4);
+        assert_eq!(reflect(-9, 4), 3);
+        assert_eq!(reflect(-2, 2), 0);
+        assert_eq!(reflect(3, 1), 0);
+    }
+
+    #[test]
     fn log2_fast_is_log2() {
         let mut worst = 0f64;
         let mut x = 1e-6f32;
@@ -351,15 +356,6 @@ mod tests {
         assert!(f("VMAF_integer_feature_vif_scale4_score").is_err());
         assert!(f("VMAF_feature_adm3_score").is_err());
         assert!(f("adm2").is_err());
-    }
-
-    #[test]
-    fn pooling_is_libvmafs() {
-        let p = Pooled::of(&[0.0, 50.0, 100.0]).unwrap();
-        assert_eq!((p.mean, p.min, p.max), (50.0, 0.0, 100.0));
-        let want = 3.0 / (1.0 + 1.0 / 51.0 + 1.0 / 101.0) - 1.0;
-        assert!((p.harmonic_mean - want).abs() < 1e-12);
-        assert_eq!(Pooled::of(&[]), None);
     }
 
     #[test]

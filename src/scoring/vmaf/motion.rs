@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::{Luma, lanes_sum, madd, usable};
+use super::{Luma, lanes_sum, madd, reflect, usable};
 use crate::scoring::native::Simd;
 use crate::scoring::rows::RowSource;
 
@@ -39,21 +39,6 @@ pub(crate) fn filter_taps() -> [f32; 5] {
 }
 /// Output rows a thread filters at a time.
 const BAND: usize = 32;
-
-/// Row or column `i` (which may lie up to [`RADIUS`] outside `0..n`) mirrored into it:
-/// −1 → 1 and n → n − 2.
-fn reflect(i: isize, n: usize) -> usize {
-    let n = n as isize;
-    let m = if i < 0 {
-        -i
-    } else if i >= n {
-        2 * n - i - 2
-    } else {
-        i
-    };
-    // Planes narrower than the filter mirror again.
-    m.clamp(0, n - 1) as usize
-}
 
 /// The factor that brings samples of `depth` bits to 8-bit units, as libvmaf's features
 /// work in them.
@@ -210,16 +195,6 @@ mod tests {
     use crate::scoring::ImageView;
     use crate::scoring::image::PlaneSource;
     use crate::scoring::rows::{ImagePlane, Plane};
-
-    #[test]
-    fn edges_mirror_without_repeating() {
-        assert_eq!(reflect(-1, 10), 1);
-        assert_eq!(reflect(-2, 10), 2);
-        assert_eq!(reflect(10, 10), 8);
-        assert_eq!(reflect(11, 10), 7);
-        assert_eq!(reflect(4, 10), 4);
-        assert_eq!(reflect(-2, 2), 1);
-    }
 
     #[test]
     fn a_flat_plane_stays_flat_and_the_filter_keeps_the_mean() {

@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use super::{Luma, log2_fast, madd, usable};
+use super::{Luma, log2_fast, madd, reflect, usable};
 use crate::scoring::native::Simd;
 use crate::scoring::rows::RowSource;
 
@@ -40,25 +40,6 @@ pub(crate) fn window(s: usize) -> Vec<f32> {
         .collect();
     let sum: f64 = g.iter().sum();
     g.iter().map(|v| (v / sum) as f32).collect()
-}
-
-/// Row or column `i` mirrored into `0..n` (−1 → 1, n → n − 2), again for planes narrower
-/// than the window.
-fn reflect(i: isize, n: usize) -> usize {
-    let n = n as isize;
-    let mut i = i;
-    loop {
-        if i < 0 {
-            i = -i;
-        } else if i >= n {
-            i = 2 * n - i - 2;
-        } else {
-            return i as usize;
-        }
-        if n == 1 {
-            return 0;
-        }
-    }
 }
 
 impl Luma {
@@ -408,13 +389,5 @@ mod tests {
             free[0] > 1.05 && limited[0] <= 1.0 + 1e-4,
             "{free:?} {limited:?}"
         );
-    }
-
-    #[test]
-    fn edges_mirror_without_repeating() {
-        assert_eq!(reflect(-1, 10), 1);
-        assert_eq!(reflect(10, 10), 8);
-        assert_eq!(reflect(-9, 4), 3);
-        assert_eq!(reflect(3, 1), 0);
     }
 }
