@@ -1,5 +1,6 @@
 //! VMAF through comparesink: the fixture clips (tests/fixtures/vmaf, scored by libvmaf
-//! 3.2) through real pipelines, 8- and 10-bit, with each built-in model and a model file;
+//! 3.2) through real pipelines, 8- and 10-bit, a distorted clip smaller than its
+//! reference, with each built-in model and a model file;
 //! the one-frame lag and the last frame at end of stream; a flushing seek, which restarts
 //! motion; and a model that cannot be used, which stops the start.
 
@@ -19,17 +20,23 @@ use vmaf_clips::{clip_file, expected};
 /// `comparesink name=c {props}`, to end of stream.
 fn clip_run(clip: &Value, props: &str) -> common::Run {
     common::init();
-    let (w, h) = (&clip["width"], &clip["height"]);
     let format = if clip["depth"].as_u64() == Some(8) {
         "i420"
     } else {
         "i420-10le"
     };
     let input = |key: &str, pad: &str| {
+        // A smaller distorted clip has its own size (the element scales it).
+        let size = |k: &str| {
+            let own = clip.get(format!("{key}_{k}").as_str());
+            own.unwrap_or(&clip[k]).clone()
+        };
         format!(
-            "filesrc location={} ! rawvideoparse format={format} width={w} height={h} \
+            "filesrc location={} ! rawvideoparse format={format} width={} height={} \
              framerate=25/1 ! queue ! c.{pad} ",
-            clip_file(clip, key).display()
+            clip_file(clip, key).display(),
+            size("width"),
+            size("height"),
         )
     };
     let desc = format!(
