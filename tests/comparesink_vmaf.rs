@@ -109,6 +109,51 @@ fn every_frame_is_libvmafs_score(e: &Value, backend: &str) {
     }
 }
 
+/// The smaller distorted clip's fixture holds libvmaf's scores of it scaled up by
+/// `videoconvertscale method=mitchell dither=none`: that must be how the element scales it.
+#[test]
+fn the_element_scales_the_smaller_clip_as_the_fixture_assumes() {
+    let e = expected();
+    let clip = &e["clips"]["scaled8"];
+    let (w, h) = (&clip["width"], &clip["height"]);
+    let (sw, sh) = (&clip["distorted_width"], &clip["distorted_height"]);
+    let up = std::env::temp_dir().join(format!("gpucompare-scaled8-up-{}.yuv", std::process::id()));
+    common::init();
+    let scale = gst::parse::launch(&format!(
+        "filesrc location={} ! rawvideoparse format=i420 width={sw} height={sh} \
+         framerate=25/1 ! videoconvertscale method=mitchell dither=none ! \
+         video/x-raw,width={w},height={h} ! filesink location={}",
+        clip_file(clip, "distorted").display(),
+        up.display()
+    ))
+    .expect("pipeline parses")
+    .downcast::<gst::Pipeline>()
+    .expect("a pipeline");
+    let done = common::run(&scale, "none", || {});
+    assert!(done.eos, "{:?}", done.error);
+    let desc = format!(
+        "filesrc location={} ! rawvideoparse format=i420 width={w} height={h} framerate=25/1 \
+         ! queue ! c.reference filesrc location={} ! rawvideoparse format=i420 width={w} \
+         height={h} framerate=25/1 ! queue ! c.distorted comparesink name=c metrics=psnr+ssim",
+        clip_file(clip, "reference").display(),
+        up.display()
+    );
+    let pipeline = gst::parse::launch(&desc)
+        .expect("pipeline parses")
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline");
+    let prescaled = common::run(&pipeline, "c", || {});
+    let _ = std::fs::remove_file(&up);
+    let scaled = clip_run(clip, "metrics=psnr+ssim");
+    assert_eq!(scaled.pairs.len(), prescaled.pairs.len());
+    assert!(!scaled.pairs.is_empty());
+    for (a, b) in scaled.pairs.iter().zip(&prescaled.pairs) {
+        for metric in ["psnr", "ssim"] {
+            assert_eq!(f64_of(a, metric), f64_of(b, metric), "{metric}");
+        }
+    }
+}
+
 #[test]
 fn a_model_file_scores_as_its_built_in_twin_and_features_are_posted() {
     let e = expected();
