@@ -46,7 +46,7 @@ fn cases(e: &Value) -> Vec<(String, String, Vec<Value>, Value)> {
 fn libvmafs_features_give_libvmafs_scores() {
     let e = expected();
     let cases = cases(&e);
-    assert_eq!(cases.len(), 12, "four clips, three models");
+    assert_eq!(cases.len(), 15, "five clips, three models");
     for (clip, model, frames, _) in cases {
         let m = Model::load(&model).unwrap();
         for (i, frame) in frames.iter().enumerate() {

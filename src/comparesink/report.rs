@@ -304,7 +304,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 48, "four clips, three models, four poolings");
+        assert_eq!(checked, 60, "five clips, three models, four poolings");
     }
 
     #[test]
