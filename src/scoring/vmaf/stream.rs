@@ -98,15 +98,12 @@ impl<T> VmafStream<T> {
                 super::torch::upload(x, *device)?,
                 super::torch::upload(y, *device)?,
             );
+            let (adm2, vif, motion, blurred) =
+                super::torch::features(&xt, &yt, previous.as_ref(), opts)?;
             let features = Features {
-                adm2: super::torch::adm2(&xt, &yt, opts.adm_enhn_gain_limit)?,
+                adm2,
                 motion2: 0.0,
-                vif: super::torch::vif(&xt, &yt, opts.vif_enhn_gain_limit)?,
-            };
-            let blurred = super::torch::blurred(&xt)?;
-            let motion = match previous.as_ref().filter(|p| p.size() == blurred.size()) {
-                Some(p) => super::torch::mean_abs_diff(&blurred, p)?,
-                None => 0.0,
+                vif,
             };
             *previous = Some(blurred);
             let done = self.motion.push_motion(motion);

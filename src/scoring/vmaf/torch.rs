@@ -32,8 +32,27 @@ pub fn upload(luma: &Luma, device: Device) -> Result<Tensor> {
     Ok(t)
 }
 
-fn sum_f64(t: &Tensor) -> Result<f64> {
-    Ok(t.f_sum(Kind::Double)?.f_double_value(&[])?)
+/// Sums left on the device until all of a frame's are known, then read back together:
+/// one transfer (and one wait for the device) per frame.
+#[derive(Default)]
+struct Deferred {
+    sums: Vec<Tensor>,
+}
+
+impl Deferred {
+    /// Queues Σ t; its index in [`Deferred::read`]'s values.
+    fn sum(&mut self, t: &Tensor) -> Result<usize> {
+        self.sums.push(t.f_sum(Kind::Double)?);
+        Ok(self.sums.len() - 1)
+    }
+
+    fn read(self) -> Result<Vec<f64>> {
+        if self.sums.is_empty() {
+            return Ok(Vec::new());
+        }
+        let all = Tensor::f_stack(&self.sums, 0)?.f_to_device(Device::Cpu)?;
+        Ok(Vec::<f64>::try_from(&all)?)
+    }
 }
 
 /// `x` filtered with the symmetric `taps` in both directions, edges mirrored without
@@ -72,9 +91,29 @@ pub fn mean_abs_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
 
 /// The four VIF features, as [`super::vif::Vif::features`].
 pub fn vif(x: &Tensor, y: &Tensor, gain_limit: f64) -> Result<[f64; 4]> {
+    let mut d = Deferred::default();
+    let at = vif_sums(x, y, gain_limit, &mut d)?;
+    Ok(vif_of(&at, &d.read()?))
+}
+
+/// VIF from its sums' values: (num, den) of each scale that was computed.
+fn vif_of(at: &[Option<(usize, usize)>; 4], values: &[f64]) -> [f64; 4] {
+    at.map(|scale| match scale {
+        Some((n, d)) if values[d] > 0.0 => values[n] / values[d],
+        _ => 1.0,
+    })
+}
+
+/// Queues each scale's Σ num and Σ den; their indices.
+fn vif_sums(
+    x: &Tensor,
+    y: &Tensor,
+    gain_limit: f64,
+    deferred: &mut Deferred,
+) -> Result<[Option<(usize, usize)>; 4]> {
     const SIGMA_NSQ: f64 = 2.0;
     const EPS: f64 = 1e-10;
-    let mut out = [1.0; 4];
+    let mut out = [None; 4];
     let (mut x, mut y) = (x.shallow_clone(), y.shallow_clone());
     for (s, o) in out.iter_mut().enumerate() {
         let taps = super::vif::window(s);
@@ -129,8 +168,7 @@ pub fn vif(x: &Tensor, y: &Tensor, gain_limit: f64) -> Result<[f64; 4]> {
             .f_add_scalar(1.0)?;
         let num = flat_num.f_where_self(&low, &num)?;
         let den = den.f_where_scalarother(&low.f_logical_not()?, 1.0)?;
-        let (n, d) = (sum_f64(&num)?, sum_f64(&den)?);
-        *o = if d > 0.0 { n / d } else { 1.0 };
+        *o = Some((deferred.sum(&num)?, deferred.sum(&den)?));
     }
     Ok(out)
 }
@@ -211,11 +249,43 @@ fn restored(o: &Tensor, t: &Tensor, aligned: &Tensor, gain_limit: f64) -> Result
 
 /// ADM2, as [`super::adm::Adm::adm2`].
 pub fn adm2(x: &Tensor, y: &Tensor, gain_limit: f64) -> Result<f64> {
+    let mut d = Deferred::default();
+    let plan = adm_sums(x, y, gain_limit, &mut d)?;
+    Ok(plan.adm2(&d.read()?))
+}
+
+/// Where ADM2's sums are: each level's area, and its bands' sums of cubes of the
+/// reference's detail (the denominator) and of the masked restored detail (the numerator).
+struct AdmSums {
+    levels: Vec<(usize, [usize; 3], [usize; 3])>,
+    /// Below this, a sum counts as 0.
+    limit: f64,
+}
+
+impl AdmSums {
+    fn adm2(&self, values: &[f64]) -> f64 {
+        let (mut num, mut den) = (0.0, 0.0);
+        for (area, d, n) in &self.levels {
+            for b in 0..3 {
+                den += super::adm::norm3(values[d[b]], *area);
+                num += super::adm::norm3(values[n[b]], *area);
+            }
+        }
+        let num = if num < self.limit { 0.0 } else { num };
+        let den = if den < self.limit { 0.0 } else { den };
+        if den == 0.0 { 1.0 } else { num / den }
+    }
+}
+
+/// Queues ADM2's sums; where they are.
+fn adm_sums(x: &Tensor, y: &Tensor, gain_limit: f64, deferred: &mut Deferred) -> Result<AdmSums> {
     let (h0, w0) = (x.size()[2], x.size()[3]);
-    let limit = 1e-10 * (w0 * h0) as f64 / (1920.0 * 1080.0);
     let cos_1deg_sq = 1f64.to_radians().cos().powi(2);
     let (mut x, mut y) = (x.shallow_clone(), y.shallow_clone());
-    let (mut num, mut den) = (0.0, 0.0);
+    let mut plan = AdmSums {
+        levels: Vec::with_capacity(4),
+        limit: 1e-10 * (w0 * h0) as f64 / (1920.0 * 1080.0),
+    };
     for level in 0..4 {
         let (xa, o) = dwt(&x)?;
         let (ya, t) = dwt(&y)?;
@@ -228,11 +298,11 @@ pub fn adm2(x: &Tensor, y: &Tensor, gain_limit: f64) -> Result<f64> {
                 .f_narrow(3, cols.start as i64, cols.len() as i64)?)
         };
         // The reference's weighted detail, for the denominator.
-        for b in 0..3 {
-            let cubes = sum_f64(&centre(
+        let mut den = [0; 3];
+        for (b, d) in den.iter_mut().enumerate() {
+            *d = deferred.sum(&centre(
                 &o[b].f_mul_scalar(rf[b])?.f_abs()?.f_pow_tensor_scalar(3)?,
             )?)?;
-            den += super::adm::norm3(cubes, area);
         }
         let dot = o[0].f_mul(&t[0])?.f_add(&o[1].f_mul(&t[1])?)?;
         let om = o[0].f_mul(&o[0])?.f_add(&o[1].f_mul(&o[1])?)?;
@@ -261,17 +331,39 @@ pub fn adm2(x: &Tensor, y: &Tensor, gain_limit: f64) -> Result<f64> {
                 threshold = threshold.f_add(&shifted)?;
             }
         }
-        for (b, r) in rest.iter().enumerate() {
+        let mut num = [0; 3];
+        for (b, (r, n)) in rest.iter().zip(num.iter_mut()).enumerate() {
             let v = r
                 .f_mul_scalar(rf[b])?
                 .f_abs()?
                 .f_sub(&threshold)?
                 .f_relu()?;
-            num += super::adm::norm3(sum_f64(&centre(&v.f_pow_tensor_scalar(3)?)?)?, area);
+            *n = deferred.sum(&centre(&v.f_pow_tensor_scalar(3)?)?)?;
         }
+        plan.levels.push((area, den, num));
         (x, y) = (xa, ya);
     }
-    let num = if num < limit { 0.0 } else { num };
-    let den = if den < limit { 0.0 } else { den };
-    Ok(if den == 0.0 { 1.0 } else { num / den })
+    Ok(plan)
+}
+
+/// A pair's spatial features and the reference's motion against `previous` (its filtered
+/// luma, when there is one of the same size), with one read from the device; and the
+/// reference's filtered luma, for the next pair.
+pub fn features(
+    x: &Tensor,
+    y: &Tensor,
+    previous: Option<&Tensor>,
+    opts: super::FeatureOptions,
+) -> Result<(f64, [f64; 4], f64, Tensor)> {
+    let mut d = Deferred::default();
+    let adm = adm_sums(x, y, opts.adm_enhn_gain_limit, &mut d)?;
+    let vif = vif_sums(x, y, opts.vif_enhn_gain_limit, &mut d)?;
+    let blurred = blurred(x)?;
+    let motion = match previous.filter(|p| p.size() == blurred.size()) {
+        Some(p) => Some(d.sum(&blurred.f_sub(p)?.f_abs()?)?),
+        None => None,
+    };
+    let values = d.read()?;
+    let motion = motion.map_or(0.0, |m| values[m] / blurred.numel() as f64);
+    Ok((adm.adm2(&values), vif_of(&vif, &values), motion, blurred))
 }
