@@ -65,7 +65,6 @@ pub struct Finished {
     scores: Scores,
     planes: Option<&'static [&'static str]>,
     max_value: f64,
-    memory_used: u64,
     alerts: Vec<(Metric, f64, f64)>,
 }
 
@@ -403,7 +402,6 @@ fn score_pairs(
             scores: s,
             planes,
             max_value: view.max_value(),
-            memory_used: usage.bytes + vmaf_bytes,
             alerts,
         };
         // With VMAF, the pair waits for the next one's motion, and the one before it goes.
@@ -451,7 +449,7 @@ fn publish(element: &CompareSink, scorer: &mut Scorer, mut f: Finished, vmaf: Op
         f.planes,
         f.max_value,
         report.alert,
-        f.memory_used,
+        report.memory_used,
     );
     if let Some(stats) = scorer.stats.as_mut()
         && let Err(e) = stats.write_pair(&report.fields(&enabled))

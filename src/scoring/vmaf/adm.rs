@@ -29,8 +29,8 @@ const NOISE_WEIGHT: f64 = 0.03125;
 const VIEW_DISTANCE: f64 = 3.0;
 const DISPLAY_ROWS: f64 = 1080.0;
 /// The Daubechies-2 analysis filters, low- and high-pass.
-const LO: [f32; 4] = [0.482_962_9, 0.836_516_3, 0.224_143_87, -0.129_409_52];
-const HI: [f32; 4] = [-0.129_409_52, -0.224_143_87, 0.836_516_3, -0.482_962_9];
+pub(crate) const LO: [f32; 4] = [0.482_962_9, 0.836_516_3, 0.224_143_87, -0.129_409_52];
+pub(crate) const HI: [f32; 4] = [-0.129_409_52, -0.224_143_87, 0.836_516_3, -0.482_962_9];
 /// The masking window's weight: 1/30 around the centre, twice that at it.
 const ONE_BY_30: f32 = 1.0 / 30.0;
 
@@ -349,7 +349,7 @@ fn level_sums(
     (num, den)
 }
 
-/// The buffers of [`Adm::adm2`], kept from frame to frame: each level of both
+/// The buffers of [`Adm::adm2_of`], kept from frame to frame: each level of both
 /// transforms, and the masking sums.
 #[derive(Default)]
 pub struct Adm {
@@ -367,28 +367,13 @@ impl Adm {
         levels + self.mask.allocated_bytes()
     }
 
-    /// ADM2 of a luma pair of the same size (`scale` brings the samples to 8-bit units),
-    /// with the model's enhancement gain limit.
-    pub fn adm2<R: RowSource>(
-        &mut self,
-        simd: Simd,
-        reference: &R,
-        distorted: &R,
-        scale: f32,
-        gain_limit: f64,
-    ) -> f64 {
-        let (x, y) = (Luma::of(reference, scale), Luma::of(distorted, scale));
-        self.adm2_of(simd, &x, &y, gain_limit)
-    }
-
-    /// [`Adm::adm2`] of planes already read.
+    /// ADM2 of a luma pair of the same size, with the model's enhancement gain limit.
     pub fn adm2_of(&mut self, simd: Simd, x: &Luma, y: &Luma, gain_limit: f64) -> f64 {
         let simd = usable(simd);
         let (w, h) = (x.w, x.h);
         if w == 0 || h == 0 {
             return 1.0;
         }
-        let limit = 1e-10 * (w * h) as f64 / (1920.0 * 1080.0);
         let (mut num, mut den) = (0.0, 0.0);
         for level in 0..LEVELS {
             let (done, rest) = self.levels.split_at_mut(level);
@@ -410,13 +395,22 @@ impl Adm {
             num += n;
             den += d;
         }
-        let num = if num < limit { 0.0 } else { num };
-        let den = if den < limit { 0.0 } else { den };
-        if den == 0.0 { 1.0 } else { num / den }
+        ratio(num, den, w * h)
     }
 }
 
-/// [`Adm::adm2`] with buffers of its own.
+/// ADM2 from the levels' summed numerators and denominators of a `pixels`-sample frame:
+/// sums below libvmaf's floor (1e-10 for a 1080p frame, in proportion) count as 0, and a
+/// frame without detail scores 1.
+pub(crate) fn ratio(num: f64, den: f64, pixels: usize) -> f64 {
+    let floor = 1e-10 * pixels as f64 / (1920.0 * 1080.0);
+    let num = if num < floor { 0.0 } else { num };
+    let den = if den < floor { 0.0 } else { den };
+    if den == 0.0 { 1.0 } else { num / den }
+}
+
+/// [`Adm::adm2_of`] of two planes (`scale` brings their samples to 8-bit units), with
+/// buffers of its own.
 pub fn adm2<R: RowSource>(
     simd: Simd,
     reference: &R,
@@ -424,7 +418,8 @@ pub fn adm2<R: RowSource>(
     scale: f32,
     gain_limit: f64,
 ) -> f64 {
-    Adm::default().adm2(simd, reference, distorted, scale, gain_limit)
+    let (x, y) = (Luma::of(reference, scale), Luma::of(distorted, scale));
+    Adm::default().adm2_of(simd, &x, &y, gain_limit)
 }
 
 #[cfg(test)]

@@ -125,8 +125,8 @@ pub fn mean_abs_diff(a: &[f32], b: &[f32]) -> f64 {
 
 /// Motion2 over a stream, one frame late: [`MotionTracker::push`] takes each reference
 /// frame's luma and gives the previous frame's motion2, [`MotionTracker::finish`] the
-/// last frame's. Frames count from 0 at the start and after each [`MotionTracker::reset`]
-/// (a flushing seek restarts motion).
+/// last frame's. Frames count from 0 at the start and after each finish (a flushing seek
+/// restarts motion).
 #[derive(Default)]
 pub struct MotionTracker {
     /// The last frame's filtered luma, and the buffer the next one is filtered into.
@@ -175,17 +175,12 @@ impl MotionTracker {
         done
     }
 
-    /// The last frame's index and motion2 (its own motion), at the end of the stream.
+    /// The last frame's index and motion2 (its own motion), at the end of the stream or
+    /// of a segment: the next frame is frame 0 again.
     pub fn finish(&mut self) -> Option<(u64, f64)> {
         let last = self.pending.take();
         self.previous = None;
         last
-    }
-
-    /// Forgets the stream: the next frame is frame 0 again.
-    pub fn reset(&mut self) {
-        self.previous = None;
-        self.pending = None;
     }
 }
 
@@ -219,7 +214,7 @@ mod tests {
     }
 
     #[test]
-    fn motion2_comes_one_frame_late_and_restarts_after_a_reset() {
+    fn motion2_comes_one_frame_late_and_restarts_after_a_finish() {
         let (w, h) = (16, 12);
         let frame = |v: u8| vec![v; w * h];
         let frames = [frame(10), frame(14), frame(15), frame(25)];
@@ -242,9 +237,10 @@ mod tests {
         close(t.push(&plane(3), 1.0), (2, 1.0));
         close(t.finish(), (3, 10.0));
         assert_eq!(t.finish(), None);
-        // A seek: the next frame is frame 0, with no motion against the frame before.
+        // A seek finishes the segment: the next frame is frame 0, with no motion against
+        // the frame before.
         t.push(&plane(0), 1.0);
-        t.reset();
+        close(t.finish(), (0, 0.0));
         assert_eq!(t.push(&plane(3), 1.0), None);
         close(t.finish(), (0, 0.0));
     }

@@ -64,10 +64,6 @@ impl<T> VmafStream<T> {
         self
     }
 
-    pub fn model(&self) -> &Model {
-        &self.model
-    }
-
     /// Bytes its buffers hold (at most [`working_bytes`] of the frames it has seen).
     pub fn allocated_bytes(&self) -> u64 {
         self.planes.0.allocated_bytes()
@@ -91,7 +87,16 @@ impl<T> VmafStream<T> {
         let (x, y) = &mut self.planes;
         x.read_from(reference, scale);
         y.read_from(distorted, scale);
+        let (features, done) = self.features()?;
+        let previous = self.waiting.replace((item, features));
+        Ok(self.score(previous, done))
+    }
+
+    /// ADM2 and VIF of the pair in `planes` (motion2 still 0), and the motion2 of the pair
+    /// before it, if there was one: with libtorch where it scores, else natively.
+    fn features(&mut self) -> Result<(Features, Option<(u64, f64)>), Error> {
         let opts = self.model.feature_options();
+        let (x, y) = (&self.planes.0, &self.planes.1);
         #[cfg(feature = "torch")]
         if let Some((device, previous)) = &mut self.torch {
             let (xt, yt) = (
@@ -100,18 +105,18 @@ impl<T> VmafStream<T> {
             );
             let (adm2, vif, motion, blurred) =
                 super::torch::features(&xt, &yt, previous.as_ref(), opts)?;
-            let features = Features {
-                adm2,
-                motion2: 0.0,
-                vif,
-            };
             *previous = Some(blurred);
             let done = self.motion.push_motion(motion);
-            let previous = self.waiting.replace((item, features));
-            return Ok(self.score(previous, done));
+            return Ok((
+                Features {
+                    adm2,
+                    motion2: 0.0,
+                    vif,
+                },
+                done,
+            ));
         }
         let (simd, adm, vif, motion) = (self.simd, &mut self.adm, &mut self.vif, &mut self.motion);
-        let (x, y) = (&*x, &*y);
         // The three features side by side: each one's smaller scales leave threads idle
         // that the others' work fills.
         let ((adm2, vif), done) = rayon::join(
@@ -123,20 +128,20 @@ impl<T> VmafStream<T> {
             },
             || motion.push_luma(simd, x),
         );
-        let features = Features {
-            adm2,
-            motion2: 0.0,
-            vif,
-        };
-        let previous = self.waiting.replace((item, features));
-        Ok(self.score(previous, done))
+        Ok((
+            Features {
+                adm2,
+                motion2: 0.0,
+                vif,
+            },
+            done,
+        ))
     }
 
     /// The end of the stream, or of a segment that a flush ends: the waiting pair, scored
     /// with its own motion as its motion2. The next pair starts the motion afresh.
     pub fn finish(&mut self) -> Option<(T, Scored)> {
         let done = self.motion.finish();
-        self.motion.reset();
         #[cfg(feature = "torch")]
         if let Some((_, previous)) = &mut self.torch {
             *previous = None;

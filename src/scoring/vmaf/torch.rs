@@ -10,20 +10,6 @@ use crate::scoring::Error;
 
 type Result<T> = std::result::Result<T, Error>;
 
-/// The Daubechies-2 analysis filters, as in [`super::adm`].
-const LO: [f64; 4] = [
-    0.482962913144690,
-    0.836516303737469,
-    0.224143868041857,
-    -0.129409522550921,
-];
-const HI: [f64; 4] = [
-    -0.129409522550921,
-    -0.224143868041857,
-    0.836516303737469,
-    -0.482962913144690,
-];
-
 /// A luma plane on `device`, as a `[1, 1, h, w]` tensor.
 pub fn upload(luma: &Luma, device: Device) -> Result<Tensor> {
     let t = Tensor::f_from_slice(&luma.v)?
@@ -89,7 +75,7 @@ pub fn mean_abs_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
         .f_double_value(&[])?)
 }
 
-/// The four VIF features, as [`super::vif::Vif::features`].
+/// The four VIF features, as [`super::vif::Vif::features_of`].
 pub fn vif(x: &Tensor, y: &Tensor, gain_limit: f64) -> Result<[f64; 4]> {
     let mut d = Deferred::default();
     let at = vif_sums(x, y, gain_limit, &mut d)?;
@@ -198,10 +184,15 @@ fn dwt_indices(n: i64, device: Device) -> Result<[Tensor; 4]> {
 }
 
 /// Σ f[k] · x.index_select(dim, idx[k]).
-fn taps_along(x: &Tensor, dim: i64, idx: &[Tensor; 4], f: &[f64; 4]) -> Result<Tensor> {
-    let mut acc = x.f_index_select(dim, &idx[0])?.f_mul_scalar(f[0])?;
+fn taps_along(x: &Tensor, dim: i64, idx: &[Tensor; 4], f: &[f32; 4]) -> Result<Tensor> {
+    let mut acc = x
+        .f_index_select(dim, &idx[0])?
+        .f_mul_scalar(f64::from(f[0]))?;
     for k in 1..4 {
-        acc = acc.f_add(&x.f_index_select(dim, &idx[k])?.f_mul_scalar(f[k])?)?;
+        acc = acc.f_add(
+            &x.f_index_select(dim, &idx[k])?
+                .f_mul_scalar(f64::from(f[k]))?,
+        )?;
     }
     Ok(acc)
 }
@@ -210,12 +201,13 @@ fn taps_along(x: &Tensor, dim: i64, idx: &[Tensor; 4], f: &[f64; 4]) -> Result<T
 fn dwt(x: &Tensor) -> Result<(Tensor, [Tensor; 3])> {
     let (h, w) = (x.size()[2], x.size()[3]);
     let (rows, cols) = (dwt_indices(h, x.device())?, dwt_indices(w, x.device())?);
-    let lo = taps_along(x, 2, &rows, &LO)?;
-    let hi = taps_along(x, 2, &rows, &HI)?;
-    let a = taps_along(&lo, 3, &cols, &LO)?;
-    let v = taps_along(&lo, 3, &cols, &HI)?;
-    let hb = taps_along(&hi, 3, &cols, &LO)?;
-    let d = taps_along(&hi, 3, &cols, &HI)?;
+    let (lo_f, hi_f) = (&super::adm::LO, &super::adm::HI);
+    let lo = taps_along(x, 2, &rows, lo_f)?;
+    let hi = taps_along(x, 2, &rows, hi_f)?;
+    let a = taps_along(&lo, 3, &cols, lo_f)?;
+    let v = taps_along(&lo, 3, &cols, hi_f)?;
+    let hb = taps_along(&hi, 3, &cols, lo_f)?;
+    let d = taps_along(&hi, 3, &cols, hi_f)?;
     Ok((a, [hb, v, d]))
 }
 
@@ -247,7 +239,7 @@ fn restored(o: &Tensor, t: &Tensor, aligned: &Tensor, gain_limit: f64) -> Result
     Ok(boosted.f_where_self(aligned, &rst)?)
 }
 
-/// ADM2, as [`super::adm::Adm::adm2`].
+/// ADM2, as [`super::adm::Adm::adm2_of`].
 pub fn adm2(x: &Tensor, y: &Tensor, gain_limit: f64) -> Result<f64> {
     let mut d = Deferred::default();
     let plan = adm_sums(x, y, gain_limit, &mut d)?;
@@ -258,8 +250,8 @@ pub fn adm2(x: &Tensor, y: &Tensor, gain_limit: f64) -> Result<f64> {
 /// reference's detail (the denominator) and of the masked restored detail (the numerator).
 struct AdmSums {
     levels: Vec<(usize, [usize; 3], [usize; 3])>,
-    /// Below this, a sum counts as 0.
-    limit: f64,
+    /// The frame's samples.
+    pixels: usize,
 }
 
 impl AdmSums {
@@ -271,9 +263,7 @@ impl AdmSums {
                 num += super::adm::norm3(values[n[b]], *area);
             }
         }
-        let num = if num < self.limit { 0.0 } else { num };
-        let den = if den < self.limit { 0.0 } else { den };
-        if den == 0.0 { 1.0 } else { num / den }
+        super::adm::ratio(num, den, self.pixels)
     }
 }
 
@@ -284,7 +274,7 @@ fn adm_sums(x: &Tensor, y: &Tensor, gain_limit: f64, deferred: &mut Deferred) ->
     let (mut x, mut y) = (x.shallow_clone(), y.shallow_clone());
     let mut plan = AdmSums {
         levels: Vec::with_capacity(4),
-        limit: 1e-10 * (w0 * h0) as f64 / (1920.0 * 1080.0),
+        pixels: (w0 * h0) as usize,
     };
     for level in 0..4 {
         let (xa, o) = dwt(&x)?;

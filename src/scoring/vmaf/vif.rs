@@ -13,7 +13,7 @@
 //!   with σn² = 2;
 //! - where σ1² < σn² (flat reference), num = 1 − σ2²·σn⁴/255² and den = 1.
 //!
-//! The feature of scale s is Σ num / Σ den over its pixels. Luma are in 8-bit units.
+//! The feature of scale s is Σ num / Σ den over its pixels. Samples are in 8-bit units.
 
 use rayon::prelude::*;
 
@@ -270,7 +270,7 @@ fn scale_sums(simd: Simd, x: &Luma, y: &Luma, taps: &[f32], gain_limit: f32) -> 
         .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
-/// The buffers of [`Vif::features`], kept from frame to frame: the two planes of each
+/// The buffers of [`Vif::features_of`], kept from frame to frame: the two planes of each
 /// scale after the first.
 #[derive(Default)]
 pub struct Vif {
@@ -286,21 +286,8 @@ impl Vif {
             .sum()
     }
 
-    /// The four VIF features of a luma pair of the same size (`scale` brings the samples
-    /// to 8-bit units), with the model's enhancement gain limit.
-    pub fn features<R: RowSource>(
-        &mut self,
-        simd: Simd,
-        reference: &R,
-        distorted: &R,
-        scale: f32,
-        gain_limit: f64,
-    ) -> [f64; SCALES] {
-        let (x, y) = (Luma::of(reference, scale), Luma::of(distorted, scale));
-        self.features_of(simd, &x, &y, gain_limit)
-    }
-
-    /// [`Vif::features`] of planes already read.
+    /// The four VIF features of a luma pair of the same size, with the model's
+    /// enhancement gain limit.
     pub fn features_of(
         &mut self,
         simd: Simd,
@@ -336,7 +323,8 @@ impl Vif {
     }
 }
 
-/// [`Vif::features`] with buffers of its own.
+/// [`Vif::features_of`] of two planes (`scale` brings their samples to 8-bit units), with
+/// buffers of its own.
 pub fn vif<R: RowSource>(
     simd: Simd,
     reference: &R,
@@ -344,7 +332,8 @@ pub fn vif<R: RowSource>(
     scale: f32,
     gain_limit: f64,
 ) -> [f64; SCALES] {
-    Vif::default().features(simd, reference, distorted, scale, gain_limit)
+    let (x, y) = (Luma::of(reference, scale), Luma::of(distorted, scale));
+    Vif::default().features_of(simd, &x, &y, gain_limit)
 }
 
 #[cfg(test)]
