@@ -68,6 +68,7 @@ fn run() -> Result<(), String> {
             ssim: true,
             ms_ssim: case == "ms-ssim",
             vmaf: false,
+            model: false,
         },
         channels: if case == "all" {
             ChannelMode::All

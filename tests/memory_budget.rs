@@ -53,6 +53,7 @@ fn every_metric() -> Options {
         ssim: true,
         ms_ssim: true,
         vmaf: false,
+        model: false,
     })
 }
 
@@ -87,6 +88,7 @@ fn an_8192_square_pair_in_64_mib_equals_the_unconstrained_score() {
         ssim: true,
         ms_ssim: false,
         vmaf: false,
+        model: false,
     });
     let budget = 64 * MIB;
     let mut banded = scorer();

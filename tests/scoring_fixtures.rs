@@ -102,6 +102,7 @@ const ALL_METRICS: Metrics = Metrics {
     ssim: true,
     ms_ssim: true,
     vmaf: false,
+    model: false,
 };
 
 fn check(case: &str, mode: ChannelMode, got: &Scores, backend: &str) {

@@ -53,10 +53,11 @@ fn frame_pool(info: &gst_video::VideoInfo) -> Result<gst::BufferPool, String> {
     Ok(pool)
 }
 
-/// One cached converter per input side, and the stream differences already reported.
+/// One cached converter per slot (the two sides in the compared format, then the two
+/// sides in RGB for a learned model), and the stream differences already reported.
 #[derive(Default)]
 pub struct Converters {
-    cached: [Option<Conversion>; 2],
+    cached: [Option<Conversion>; 4],
     /// The caps pair last looked at for differences, and the differences reported.
     last_compared: Option<(gst_video::VideoInfo, gst_video::VideoInfo)>,
     reported: Vec<String>,
@@ -293,7 +294,8 @@ impl Converters {
     }
 
     /// Maps `buffer` and brings it to the format and colorimetry of `like` at
-    /// `width`×`height`. `slot` keeps one converter per stream (0 reference, 1 distorted).
+    /// `width`×`height`. `slot` keeps one converter per stream (0 reference, 1 distorted;
+    /// 2 and 3 the same in a model's RGB).
     pub fn prepare(
         &mut self,
         slot: usize,
@@ -338,7 +340,7 @@ impl Converters {
             .chroma_site(like.chroma_site())
             .build()
             .map_err(|e| format!("cannot describe the converted frame: {e}"))?;
-        let cache = &mut self.cached[slot.min(1)];
+        let cache = &mut self.cached[slot.min(3)];
         if !matches!(cache, Some(c) if c.input == *info && c.output == out_info) {
             let mut config = gst_video::VideoConverterConfig::new();
             config.set_threads(std::thread::available_parallelism().map_or(1, |n| n.get() as u32));

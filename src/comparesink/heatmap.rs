@@ -175,6 +175,7 @@ mod tests {
             ms_ssim: None,
             ms_ssim_scales: 0,
             vmaf: None,
+            model: None,
             planes: Vec::new(),
             map: Some(map),
         }

@@ -18,8 +18,12 @@ use super::pairing::Side;
 use super::session::Session;
 use super::stats::StatsFile;
 use super::worker::{Scorer, Thresholds, spawn};
-use super::{CAT, CompareBackend, CompareChannels, CompareMetrics, CompareQuality};
+use super::{
+    CAT, CompareBackend, CompareChannels, CompareMetrics, CompareModelType, CompareQuality,
+};
 use crate::memory::SimulatedUsage;
+#[cfg(feature = "torch")]
+use crate::scoring::learned::{LearnedModel, ModelKind};
 use crate::scoring::vmaf::Model;
 use crate::scoring::{BackendChoice, ChannelMode, Engine, FaultInjection, Metrics, Options};
 use crate::tier_settings::TierSettings;
@@ -52,6 +56,9 @@ pub(super) struct Settings {
     /// A built-in VMAF model's name, or a model file's path.
     vmaf_model: String,
     vmaf_features: bool,
+    /// A TorchScript model file scored as the `model` metric.
+    model: Option<String>,
+    model_type: CompareModelType,
 }
 
 impl Default for Settings {
@@ -73,6 +80,8 @@ impl Default for Settings {
             tier: TierSettings::default(),
             vmaf_model: DEFAULT_VMAF_MODEL.into(),
             vmaf_features: false,
+            model: None,
+            model_type: CompareModelType::default(),
         }
     }
 }
@@ -114,6 +123,7 @@ impl Settings {
                 ssim: self.metrics.contains(CompareMetrics::SSIM),
                 ms_ssim: self.metrics.contains(CompareMetrics::MS_SSIM),
                 vmaf: self.metrics.contains(CompareMetrics::VMAF),
+                model: self.model.is_some(),
             },
             channels: match self.channels {
                 CompareChannels::Luma => ChannelMode::Luma,
@@ -239,6 +249,7 @@ impl CompareSink {
                 gst::StateChangeError
             })?),
         };
+        let model = self.load_model(&settings, engine.device())?;
         let mut scorer = Scorer::new(
             engine,
             options,
@@ -250,6 +261,7 @@ impl CompareSink {
         );
         scorer.heatmap = heatmap;
         scorer.set_vmaf(vmaf, settings.vmaf_features);
+        scorer.set_model(model);
         gst::info!(
             CAT,
             imp = self,
@@ -273,6 +285,54 @@ impl CompareSink {
         }
         *lock(&self.state) = Some(Running { session, worker });
         Ok(())
+    }
+
+    /// Loads the `model` property's TorchScript model on the engine's device, checked on a
+    /// probe batch; errors go to the bus.
+    #[cfg(feature = "torch")]
+    fn load_model(
+        &self,
+        settings: &Settings,
+        device: crate::scoring::Device,
+    ) -> Result<Option<LearnedModel>, gst::StateChangeError> {
+        let Some(path) = settings.model.as_deref() else {
+            return Ok(None);
+        };
+        let kind = match settings.model_type {
+            CompareModelType::Pair => ModelKind::Pair,
+            CompareModelType::Embedding => ModelKind::Embedding,
+        };
+        let model = LearnedModel::load(std::path::Path::new(path), kind, device)
+            .map_err(|e| {
+                gst::element_imp_error!(self, gst::ResourceError::Settings, ("model={path}: {e}"));
+                gst::StateChangeError
+            })?
+            .with_faults(self.faults.clone());
+        gst::info!(
+            CAT,
+            imp = self,
+            "model {} ({}) loaded on {device}",
+            model.name(),
+            kind.name()
+        );
+        Ok(Some(model))
+    }
+
+    #[cfg(not(feature = "torch"))]
+    fn load_model(
+        &self,
+        settings: &Settings,
+        _device: crate::scoring::Device,
+    ) -> Result<Option<()>, gst::StateChangeError> {
+        let Some(path) = settings.model.as_deref() else {
+            return Ok(None);
+        };
+        gst::element_imp_error!(
+            self,
+            gst::ResourceError::Settings,
+            ("model={path}: a TorchScript model needs libtorch, and this build of the plugin                  was built without the 'torch' cargo feature")
+        );
+        Err(gst::StateChangeError)
     }
 
     /// Disconnects the inputs, wakes everything that waits and joins the scoring thread.
@@ -407,6 +467,16 @@ impl ObjectImpl for CompareSink {
                     .default_value(false)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("model")
+                    .nick("Model")
+                    .blurb("Optional TorchScript model file (torch.jit.save) scored as the 'model' metric on the engine's device, beside the metrics: it sees RGB float32 in [0, 1], NCHW, both frames fitted into the quality tier's box (quality=auto: the high tier's). Loaded and checked on a probe batch at start")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("model-type", CompareModelType::default())
+                    .nick("Model type")
+                    .blurb("How the model compares a pair: pair (forward(reference, distorted) -> [batch, ...], score = mean over all but the batch) or embedding (forward(image) -> [batch, features], score = cosine similarity)")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("sync")
                     .nick("Sync")
                     .blurb("Render frames at their running time against the clock")
@@ -421,7 +491,7 @@ impl ObjectImpl for CompareSink {
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("quality", CompareQuality::default())
                     .nick("Quality")
-                    .blurb("Compare resolution: full (exact scores), adaptive (the tier GPU memory usage selects), or a pinned tier (high, medium, low)")
+                    .blurb("Compare resolution: auto (full resolution, and a model sees the high tier's box), full (exact scores; a model sees the full frame too), adaptive (the tier GPU memory usage selects), or a pinned tier (high, medium, low)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("inject-allocation-failures")
@@ -493,6 +563,8 @@ impl ObjectImpl for CompareSink {
                 s.vmaf_model = optional_path(value).unwrap_or_else(|| DEFAULT_VMAF_MODEL.into())
             }
             "vmaf-features" => s.vmaf_features = value.get().unwrap_or(false),
+            "model" => s.model = optional_path(value),
+            "model-type" => s.model_type = value.get().unwrap_or_default(),
             "sync" | "async" => {
                 let on = value.get().unwrap_or(pspec.name() == "async");
                 if pspec.name() == "sync" {
@@ -536,6 +608,8 @@ impl ObjectImpl for CompareSink {
             "heatmap-location" => s.heatmap_location.to_value(),
             "vmaf-model" => s.vmaf_model.to_value(),
             "vmaf-features" => s.vmaf_features.to_value(),
+            "model" => s.model.to_value(),
+            "model-type" => s.model_type.to_value(),
             "sync" => s.sync.to_value(),
             "async" => s.is_async.to_value(),
             "memory-budget" => s.memory_budget.to_value(),

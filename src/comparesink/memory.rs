@@ -84,7 +84,7 @@ impl MemoryPolicy {
     /// The tier frames are compared at now; `None` for full resolution.
     pub fn tier(&mut self) -> Option<&Tier> {
         let index = match self.quality {
-            CompareQuality::Full => return None,
+            CompareQuality::Full | CompareQuality::Auto => return None,
             CompareQuality::High => 0,
             CompareQuality::Medium => 1,
             CompareQuality::Low => 2,
@@ -94,6 +94,20 @@ impl MemoryPolicy {
             }
         };
         Some(&self.tracker.table().0[index])
+    }
+
+    /// The tier table, highest first.
+    pub fn tiers(&self) -> &[Tier] {
+        &self.tracker.table().0
+    }
+
+    /// The tier whose box a learned model sees when frames are compared at `frame_tier`:
+    /// the same, but the high tier's for `quality=auto` (full resolution for the rest).
+    pub fn model_tier(&self, frame_tier: Option<&Tier>) -> Option<Tier> {
+        match (self.quality, frame_tier) {
+            (CompareQuality::Auto, _) => self.tracker.table().0.first().cloned(),
+            (_, tier) => tier.cloned(),
+        }
     }
 
     /// The working-memory budget for the next batch, in bytes (0 = unlimited): the

@@ -82,7 +82,6 @@ pub enum CompareBackend {
 #[repr(u32)]
 #[enum_type(name = "GstCompareSinkQuality")]
 pub enum CompareQuality {
-    #[default]
     #[enum_value(
         name = "Full resolution: exact scores (frames are split to fit memory)",
         nick = "full"
@@ -99,6 +98,30 @@ pub enum CompareQuality {
     Medium = 3,
     #[enum_value(name = "Always the low tier's box", nick = "low")]
     Low = 4,
+    #[default]
+    #[enum_value(
+        name = "Full resolution for PSNR, SSIM, MS-SSIM and VMAF; a model sees the high tier's box",
+        nick = "auto"
+    )]
+    Auto = 5,
+}
+
+/// How the `model` property's TorchScript model compares a pair.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstCompareSinkModelType")]
+pub enum CompareModelType {
+    #[default]
+    #[enum_value(
+        name = "forward(reference, distorted) returns [batch, ...]; the score is the mean over all but the batch (LPIPS, DISTS)",
+        nick = "pair"
+    )]
+    Pair = 0,
+    #[enum_value(
+        name = "forward(image) returns [batch, features]; the score is the cosine similarity of the two embeddings (CLIP)",
+        nick = "embedding"
+    )]
+    Embedding = 1,
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

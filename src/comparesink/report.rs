@@ -80,6 +80,7 @@ struct PlanePools {
     ms_ssim: Pool,
     /// Whole frames only: a plane's stays empty.
     vmaf: Pool,
+    model: Pool,
 }
 
 /// Pooled scores over a stream.
@@ -98,6 +99,9 @@ pub struct Summary {
     ssim: Pool,
     ms_ssim: Pool,
     vmaf: Pool,
+    model: Pool,
+    /// The learned model's name, when one scores.
+    pub model_name: Option<String>,
     planes: Vec<(String, PlanePools)>,
 }
 
@@ -117,6 +121,8 @@ impl Summary {
             ssim: Pool::default(),
             ms_ssim: Pool::default(),
             vmaf: Pool::default(),
+            model: Pool::default(),
+            model_name: None,
             planes: Vec::new(),
         }
     }
@@ -144,6 +150,9 @@ impl Summary {
         }
         if let Some(v) = s.vmaf {
             self.vmaf.add(v);
+        }
+        if let Some(v) = s.model {
+            self.model.add(v);
         }
         for (name, p) in planes.unwrap_or(&[]).iter().zip(&s.planes) {
             let i = match self.planes.iter().position(|(n, _)| n == name) {
@@ -177,6 +186,7 @@ impl Summary {
             Metric::Ssim => (pools.ssim, pools.ssim.mean()),
             Metric::MsSsim => (pools.ms_ssim, pools.ms_ssim.mean()),
             Metric::Vmaf => (pools.vmaf, pools.vmaf.mean()),
+            Metric::Model => (pools.model, pools.model.mean()),
         }
     }
 
@@ -194,6 +204,7 @@ impl Summary {
             ssim: self.ssim,
             ms_ssim: self.ms_ssim,
             vmaf: self.vmaf,
+            model: self.model,
         };
         // A metric no pair had (SSIM of frames under the window) is left out.
         let pooled = enabled
@@ -226,6 +237,7 @@ impl Summary {
             subsampled: self.subsampled,
             pooled,
             planes,
+            model_name: self.model_name.clone(),
             device: device.into(),
             oom_recoveries,
             peak_memory: self.peak_memory,
@@ -253,6 +265,7 @@ mod tests {
             ms_ssim: None,
             ms_ssim_scales: 0,
             vmaf: None,
+            model: None,
             planes: vec![PlaneResult {
                 mse,
                 psnr: psnr(mse, 255.0),
@@ -344,6 +357,7 @@ mod tests {
             mse: true,
             ms_ssim: true,
             vmaf: false,
+            model: false,
             ..Metrics::default()
         });
         let mut small = scores(4.0, 0.0);

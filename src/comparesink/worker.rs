@@ -17,13 +17,20 @@ use super::report::{Summary, Threshold};
 use super::session::{Job, Pair, Session};
 use super::stats::StatsFile;
 use super::{CAT, CompareSink};
-use crate::messages::{Similarity, SimilarityAlert};
+use crate::memory::tiers::Tier;
+use crate::messages::{ModelSeen, Similarity, SimilarityAlert};
 use crate::scoring::native::Simd;
 use crate::scoring::rows::ImagePlane;
 use crate::scoring::vmaf::stream::{Scored as VmafScored, working_bytes as vmaf_working_bytes};
 use crate::scoring::vmaf::{Model, VmafStream};
 use crate::scoring::{ChannelMode, Engine, Metric, Options, Scored, Scores, planes_for};
 use crate::tier_settings::fit_in_tier;
+
+#[cfg(feature = "torch")]
+type LearnedModel = crate::scoring::learned::LearnedModel;
+/// Without libtorch there is no model (the element refuses to start with one).
+#[cfg(not(feature = "torch"))]
+type LearnedModel = ();
 
 /// The alert thresholds (0 = off), changeable while playing.
 #[derive(Clone, Debug, Default)]
@@ -56,6 +63,10 @@ pub struct Scorer {
     /// waits for its VMAF (the next pair's motion).
     vmaf: Option<VmafStream<Finished>>,
     vmaf_features: bool,
+    /// The `model` property's TorchScript model, and the allocation failures it recovered
+    /// from.
+    model: Option<LearnedModel>,
+    model_recoveries: u64,
 }
 
 /// A scored pair's report, and what the summary, the stats file and the alerts need of
@@ -95,6 +106,8 @@ impl Scorer {
             warned_late: false,
             vmaf: None,
             vmaf_features: false,
+            model: None,
+            model_recoveries: 0,
         }
     }
 
@@ -119,12 +132,21 @@ impl Scorer {
         self.vmaf_features = features;
     }
 
+    /// Scores pairs with `model` too (none: no model).
+    pub fn set_model(&mut self, model: Option<LearnedModel>) {
+        #[cfg(feature = "torch")]
+        {
+            self.summary.model_name = model.as_ref().map(|m| m.name().to_string());
+        }
+        self.model = model;
+    }
+
     pub fn device(&self) -> &str {
         &self.device
     }
 
     fn oom_recoveries(&self) -> u64 {
-        self.engine.recoveries()
+        self.engine.recoveries() + self.model_recoveries
     }
 }
 
@@ -327,9 +349,14 @@ fn score_pairs(
         })
         .map_err(|e| e.to_string())?;
 
+    let model_scores = score_model(element, scorer, pairs, tier.as_ref())?;
+
     let metrics = scorer.options.metrics;
     let tier_name = tier.as_ref().map_or("full", |t| t.name.as_str());
-    for (((frame, pair), (view, dist_view)), mut s) in pairs.iter().zip(&views).zip(scored) {
+    for ((((frame, pair), (view, dist_view)), mut s), model) in
+        pairs.iter().zip(&views).zip(scored).zip(model_scores)
+    {
+        s.scores.model = model.as_ref().map(|(v, _)| *v);
         if let Some(heatmap) = scorer.heatmap.as_mut() {
             heatmap.offer(*frame, pair.reference.pts, &mut s.scores);
         }
@@ -395,6 +422,7 @@ fn score_pairs(
             memory_used: usage.bytes + vmaf_bytes,
             memory_budget: budget,
             vmaf_features: None,
+            model_seen: model.map(|(_, seen)| seen),
         };
         report.set_scores(&metrics.enabled(), &s, planes);
         let finished = Finished {
@@ -424,6 +452,110 @@ fn score_pairs(
         }
     }
     Ok(())
+}
+
+/// The model's score of each pair and what it saw, when there is a model: both frames in
+/// RGB at the reference's size, fitted on the device into the model's tier (stepping down
+/// tiers and halving the batch on allocation failures).
+#[cfg(feature = "torch")]
+fn score_model(
+    element: &CompareSink,
+    scorer: &mut Scorer,
+    pairs: &[(u64, Pair)],
+    frame_tier: Option<&Tier>,
+) -> Result<Vec<Option<(f64, ModelSeen)>>, String> {
+    use crate::scoring::learned::RgbFrame;
+    use gst_video::prelude::*;
+    if scorer.model.is_none() {
+        return Ok(pairs.iter().map(|_| None).collect());
+    }
+    // Full resolution, then the tiers from the highest: where allocation failures step.
+    let ladder: Vec<(String, Option<(u32, u32)>)> = std::iter::once(("full".to_string(), None))
+        .chain(
+            scorer
+                .memory
+                .tiers()
+                .iter()
+                .map(|t| (t.name.clone(), Some((t.width, t.height)))),
+        )
+        .collect();
+    let start = scorer
+        .memory
+        .model_tier(frame_tier)
+        .and_then(|t| ladder.iter().position(|(name, _)| *name == t.name))
+        .unwrap_or(0);
+    let mut rgb = Vec::with_capacity(pairs.len());
+    for (
+        _,
+        Pair {
+            reference: r,
+            distorted: d,
+        },
+    ) in pairs
+    {
+        // The reference's own size: the device fits both into the model's box.
+        let (w, h) = (r.info.width(), r.info.height());
+        let like = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h)
+            .build()
+            .map_err(|e| format!("cannot describe an RGB frame of {w}x{h}: {e}"))?;
+        let target = (&like, w, h);
+        let reference = scorer.converters.prepare(2, &r.buffer, &r.info, target)?;
+        let distorted = scorer.converters.prepare(3, &d.buffer, &d.info, target)?;
+        rgb.push((reference, distorted));
+    }
+    fn frame(p: &super::frames::Prepared) -> Result<RgbFrame<'_>, String> {
+        let f = &p.frame;
+        Ok(RgbFrame {
+            data: f.plane_data(0).map_err(|e| e.to_string())?,
+            width: f.width() as usize,
+            height: f.height() as usize,
+            stride: f.plane_stride()[0] as usize,
+        })
+    }
+    let frames = rgb
+        .iter()
+        .map(|(r, d)| Ok((frame(r)?, frame(d)?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    let boxes: Vec<_> = ladder.iter().map(|(_, b)| *b).collect();
+    let mut recoveries = 0;
+    let Some(model) = scorer.model.as_ref() else {
+        return Ok(pairs.iter().map(|_| None).collect());
+    };
+    let scored = model
+        .score_within_memory(&frames, &boxes, start, scorer.batch_size, |r| {
+            recoveries += 1;
+            gst::warning!(
+                CAT,
+                obj = element,
+                "model: recovered from an allocation failure ({}): retrying with a batch of {} at tier {}",
+                r.error,
+                r.batch,
+                ladder[r.tier].0
+            );
+        })
+        .map_err(|e| format!("model {}: {e}", model.name()))?;
+    scorer.model_recoveries += recoveries;
+    Ok(scored
+        .into_iter()
+        .map(|(s, tier)| {
+            let seen = ModelSeen {
+                tier: ladder[tier].0.clone(),
+                width: s.width,
+                height: s.height,
+            };
+            Some((s.value, seen))
+        })
+        .collect())
+}
+
+#[cfg(not(feature = "torch"))]
+fn score_model(
+    _element: &CompareSink,
+    _scorer: &mut Scorer,
+    pairs: &[(u64, Pair)],
+    _frame_tier: Option<&Tier>,
+) -> Result<Vec<Option<(f64, ModelSeen)>>, String> {
+    Ok(pairs.iter().map(|_| None).collect())
 }
 
 /// Publishes the pair waiting for its VMAF, scored with its own motion: at the end of

@@ -11,7 +11,7 @@ mod summary;
 mod vram_tier;
 
 pub use alert::SimilarityAlert;
-pub use similarity::{MetricValues, PlaneValues, Similarity};
+pub use similarity::{MetricValues, ModelSeen, PlaneValues, Similarity};
 pub use summary::{Pooled, SimilaritySummary};
 pub use vram_tier::VramTier;
 

@@ -31,6 +31,15 @@ impl MetricValues {
     }
 }
 
+/// What a learned model saw of a pair: the tier whose box the frames were fitted into
+/// (`full`: the compared size) and the size it scored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSeen {
+    pub tier: String,
+    pub width: u32,
+    pub height: u32,
+}
+
 /// One compared plane's values (`channels=all`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlaneValues {
@@ -67,6 +76,8 @@ pub struct Similarity {
     pub memory_budget: u64,
     /// The features VMAF came from, with `vmaf-features=true`.
     pub vmaf_features: Option<Features>,
+    /// With a model: the tier and size it scored the pair at.
+    pub model_seen: Option<ModelSeen>,
 }
 
 impl Similarity {
@@ -112,6 +123,11 @@ impl Similarity {
             }
             f.push(some("vmaf-motion2", Value::F64(v.motion2)));
         }
+        if let Some(m) = &self.model_seen {
+            f.push(some("model-tier", Value::Str(m.tier.clone())));
+            f.push(some("model-width", Value::I32(m.width as i32)));
+            f.push(some("model-height", Value::I32(m.height as i32)));
+        }
         for &m in metrics {
             for p in &self.planes {
                 let name = format!("{}-{}", m.name(), p.name);
@@ -143,7 +159,7 @@ impl From<&Similarity> for gst::Structure {
 
 /// The metric and plane of a per-plane field name (`ssim-y`).
 fn plane_field(name: &str) -> Option<(Metric, &str)> {
-    if name == "ms-ssim-scales" || name.starts_with("vmaf-") {
+    if name == "ms-ssim-scales" || name.starts_with("vmaf-") || name.starts_with("model-") {
         return None;
     }
     Metric::ALL.into_iter().find_map(|m| {
@@ -196,6 +212,14 @@ impl TryFrom<&gst::StructureRef> for Similarity {
                     ],
                 }),
             },
+            model_seen: match r.optional::<String>("model-tier")? {
+                None => None,
+                Some(tier) => Some(ModelSeen {
+                    tier,
+                    width: size("model-width")?,
+                    height: size("model-height")?,
+                }),
+            },
         })
     }
 }
@@ -239,6 +263,7 @@ pub(crate) mod tests {
             memory_used: 12345,
             memory_budget: 0,
             vmaf_features: None,
+            model_seen: None,
         }
     }
 
@@ -269,6 +294,18 @@ pub(crate) mod tests {
         assert_eq!(s.get::<f64>("vmaf"), Ok(87.5));
         assert_eq!(s.get::<f64>("vmaf-vif-scale2"), Ok(0.9));
         assert_eq!(Similarity::try_from(s.as_ref()), Ok(vmaf));
+        let mut model = example();
+        model.values.set(Metric::Model, Some(0.25));
+        model.model_seen = Some(ModelSeen {
+            tier: "high".into(),
+            width: 1024,
+            height: 576,
+        });
+        let s = gst::Structure::from(&model);
+        assert_eq!(s.get::<f64>("model"), Ok(0.25));
+        assert_eq!(s.get::<&str>("model-tier"), Ok("high"));
+        assert_eq!(s.get::<i32>("model-height"), Ok(576));
+        assert_eq!(Similarity::try_from(s.as_ref()), Ok(model));
     }
 
     #[test]

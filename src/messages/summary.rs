@@ -30,6 +30,8 @@ pub struct SimilaritySummary {
     pub pooled: Vec<(Metric, Pooled)>,
     /// Each plane's mean of each metric (`channels=all`).
     pub planes: Vec<PlaneValues>,
+    /// The learned model's name (its file's stem), when one scored.
+    pub model_name: Option<String>,
     pub device: String,
     pub oom_recoveries: u64,
     pub peak_memory: u64,
@@ -75,6 +77,9 @@ impl SimilaritySummary {
                     ));
                 }
             }
+        }
+        if let Some(name) = &self.model_name {
+            f.push(some("model-name", Value::Str(name.clone())));
         }
         f.extend([
             some("device", Value::Str(self.device.clone())),
@@ -133,6 +138,7 @@ impl TryFrom<&gst::StructureRef> for SimilaritySummary {
             subsampled: r.get("subsampled")?,
             pooled,
             planes,
+            model_name: r.optional("model-name")?,
             device: r.get("device")?,
             oom_recoveries: r.get("oom-recoveries")?,
             peak_memory: r.get("peak-memory")?,
@@ -171,6 +177,7 @@ mod tests {
             subsampled: 4,
             pooled: vec![(Metric::Psnr, pool(40.0)), (Metric::Ssim, pool(0.9))],
             planes: vec![plane("y"), plane("u"), plane("v")],
+            model_name: Some("lpips".into()),
             device: "cuda:0".into(),
             oom_recoveries: 5,
             peak_memory: 1 << 30,

@@ -17,6 +17,7 @@ fn label(metric: Metric) -> &'static str {
         Metric::Ssim => "SSIM",
         Metric::MsSsim => "MS-SSIM",
         Metric::Vmaf => "VMAF",
+        Metric::Model => "model",
     }
 }
 

@@ -19,6 +19,8 @@ pub mod budgeted;
 pub mod device;
 mod engine;
 mod image;
+#[cfg(feature = "torch")]
+pub mod learned;
 mod map;
 pub mod native;
 pub mod rows;
@@ -46,16 +48,19 @@ pub enum Metric {
     MsSsim,
     /// Netflix's VMAF, from the luma of the pair and the reference's motion ([`vmaf`]).
     Vmaf,
+    /// A learned metric: a TorchScript model's score of the pair (`learned`).
+    Model,
 }
 
 impl Metric {
     /// Every metric, in the order messages list them.
-    pub const ALL: [Metric; 5] = [
+    pub const ALL: [Metric; 6] = [
         Metric::Mse,
         Metric::Psnr,
         Metric::Ssim,
         Metric::MsSsim,
         Metric::Vmaf,
+        Metric::Model,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +70,7 @@ impl Metric {
             Metric::Ssim => "ssim",
             Metric::MsSsim => "ms-ssim",
             Metric::Vmaf => "vmaf",
+            Metric::Model => "model",
         }
     }
 
@@ -82,12 +88,21 @@ pub struct Metrics {
     pub ms_ssim: bool,
     /// Computed outside the engine, which leaves [`Scores::vmaf`] empty.
     pub vmaf: bool,
+    /// A learned model's score, computed outside the engine like VMAF.
+    pub model: bool,
 }
 
 impl Metrics {
     /// The enabled metrics, in message order.
     pub fn enabled(self) -> Vec<Metric> {
-        let on = [self.mse, self.psnr, self.ssim, self.ms_ssim, self.vmaf];
+        let on = [
+            self.mse,
+            self.psnr,
+            self.ssim,
+            self.ms_ssim,
+            self.vmaf,
+            self.model,
+        ];
         Metric::ALL
             .into_iter()
             .zip(on)
@@ -105,6 +120,7 @@ impl Default for Metrics {
             ssim: true,
             ms_ssim: false,
             vmaf: false,
+            model: false,
         }
     }
 }
@@ -141,6 +157,8 @@ pub struct Scores {
     pub ms_ssim_scales: u32,
     /// VMAF, which the engine leaves to its caller (it needs the stream's motion).
     pub vmaf: Option<f64>,
+    /// A learned model's score, which the engine also leaves to its caller.
+    pub model: Option<f64>,
     /// Each compared plane's own scores, in plane order (one plane for luma).
     pub planes: Vec<PlaneResult>,
     /// With [`Options::map`]: the SSIM map (the squared-error map when SSIM is off or the
@@ -161,8 +179,10 @@ pub struct PlaneResult {
 impl Scores {
     /// One metric's value (`None` when it was not computed).
     pub fn get(&self, metric: Metric) -> Option<f64> {
-        if metric == Metric::Vmaf {
-            return self.vmaf;
+        match metric {
+            Metric::Vmaf => return self.vmaf,
+            Metric::Model => return self.model,
+            _ => {}
         }
         let pooled = PlaneResult {
             mse: self.mse,
@@ -182,8 +202,8 @@ impl PlaneResult {
             Metric::Psnr => Some(self.psnr),
             Metric::Ssim => self.ssim,
             Metric::MsSsim => self.ms_ssim,
-            // VMAF is a score of the whole frame's luma, not of a plane.
-            Metric::Vmaf => None,
+            // VMAF and a model score the whole frame, not a plane.
+            Metric::Vmaf | Metric::Model => None,
         }
     }
 }
@@ -346,6 +366,7 @@ pub(crate) fn combine(mut planes: Vec<PlaneScores>, max_value: f64) -> Scores {
         ms_ssim,
         ms_ssim_scales,
         vmaf: None,
+        model: None,
         planes,
         map,
     }
