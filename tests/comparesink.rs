@@ -421,7 +421,15 @@ fn libtorch_backend_matches_the_native_kernel_with_batches() {
                 "{f}: {a} vs {b}"
             );
         }
-        assert!((f64_field(a, "mse") - f64_field(b, "mse")).abs() < 1e-9 * f64_field(a, "mse"));
+        // The distorted BGRx frame comes to I420 through 12 bits, mapped to the
+        // reference's range in f32: each backend rounds that mapping its own way (AVX2's
+        // FMA, the portable kernel's multiply and add, libtorch), about 1e-7 of the MSE.
+        assert!(
+            (f64_field(a, "mse") - f64_field(b, "mse")).abs() < 1e-6 * f64_field(a, "mse"),
+            "mse: {} vs {}",
+            f64_field(a, "mse"),
+            f64_field(b, "mse")
+        );
         assert_eq!(u64_field(a, "frame"), u64_field(b, "frame"));
         assert_eq!(b.get::<&str>("device").unwrap(), device);
     }

@@ -97,12 +97,14 @@ impl MemoryPolicy {
     }
 
     /// The tier table, highest first.
+    #[cfg(feature = "torch")]
     pub fn tiers(&self) -> &[Tier] {
         &self.tracker.table().0
     }
 
     /// The tier whose box a learned model sees when frames are compared at `frame_tier`:
     /// the same, but the high tier's for `quality=auto` (full resolution for the rest).
+    #[cfg(feature = "torch")]
     pub fn model_tier(&self, frame_tier: Option<&Tier>) -> Option<Tier> {
         match (self.quality, frame_tier) {
             (CompareQuality::Auto, _) => self.tracker.table().0.first().cloned(),

@@ -131,6 +131,13 @@ fn parse_check(s: &str) -> Result<(Metric, f64), String> {
         Some(Metric::Mse) => {
             return Err("mse: lower is better, so it has no minimum; use psnr".into());
         }
+        Some(Metric::Model) => {
+            return Err(
+                "model: whether higher is better depends on the model (a distance for LPIPS, \
+                 a similarity for CLIP), so it has no check yet"
+                    .into(),
+            );
+        }
         Some(m) => m,
         None => return Err(format!("unknown metric '{name}' (known: {known})")),
     };
@@ -240,6 +247,7 @@ mod tests {
         assert_eq!(parse_check("ms-ssim=0.9"), Ok((Metric::MsSsim, 0.9)));
         assert!(parse_check("mse=3").is_err());
         assert_eq!(parse_check("vmaf=90"), Ok((Metric::Vmaf, 90.0)));
+        assert!(parse_check("model=0.5").is_err_and(|e| e.contains("depends on the model")));
         assert!(
             parse_check("vif=0.9")
                 .unwrap_err()
