@@ -8,4 +8,5 @@ cd "$src"
 cargo build --profile "$profile" --lib --bin gpucompare
 dir=$profile
 [ "$profile" = dev ] && dir=debug
-cp "target/$dir/libgstgpucompare.so" "target/$dir/gpucompare" "$out/"
+target=${CARGO_TARGET_DIR:-target}
+cp "$target/$dir/libgstgpucompare.so" "$target/$dir/gpucompare" "$out/"
