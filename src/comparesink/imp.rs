@@ -330,7 +330,8 @@ impl CompareSink {
         gst::element_imp_error!(
             self,
             gst::ResourceError::Settings,
-            ("model={path}: a TorchScript model needs libtorch, and this build of the plugin                  was built without the 'torch' cargo feature")
+            ("model={path}: a TorchScript model needs libtorch, and this build of the plugin \
+                 was built without the 'torch' cargo feature")
         );
         Err(gst::StateChangeError)
     }

@@ -466,9 +466,9 @@ fn score_model(
 ) -> Result<Vec<Option<(f64, ModelSeen)>>, String> {
     use crate::scoring::learned::RgbFrame;
     use gst_video::prelude::*;
-    if scorer.model.is_none() {
+    let Some(model) = scorer.model.as_ref() else {
         return Ok(pairs.iter().map(|_| None).collect());
-    }
+    };
     // Full resolution, then the tiers from the highest: where allocation failures step.
     let ladder: Vec<(String, Option<(u32, u32)>)> = std::iter::once(("full".to_string(), None))
         .chain(
@@ -518,9 +518,6 @@ fn score_model(
         .collect::<Result<Vec<_>, String>>()?;
     let boxes: Vec<_> = ladder.iter().map(|(_, b)| *b).collect();
     let mut recoveries = 0;
-    let Some(model) = scorer.model.as_ref() else {
-        return Ok(pairs.iter().map(|_| None).collect());
-    };
     let scored = model
         .score_within_memory(&frames, &boxes, start, scorer.batch_size, |r| {
             recoveries += 1;

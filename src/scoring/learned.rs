@@ -223,8 +223,9 @@ impl LearnedModel {
         let mut tensors = Vec::new();
         for f in frames {
             let row = f.width * 3;
-            let packed: Vec<u8> = if f.stride == row {
-                f.data[..row * f.height].to_vec()
+            // Rows padded to a stride are packed first; packed frames are copied once.
+            let packed: std::borrow::Cow<[u8]> = if f.stride == row {
+                std::borrow::Cow::Borrowed(&f.data[..row * f.height])
             } else {
                 (0..f.height)
                     .flat_map(|y| &f.data[y * f.stride..y * f.stride + row])
