@@ -476,3 +476,72 @@ fn raw_yuv_frames_score_as_ffmpeg_does() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `--model`: the model's score of each pair (PyTorch's, from the fixture), what it saw,
+/// and its pooled mean and name in the summary, in JSON and in the text report.
+#[cfg(feature = "torch")]
+#[test]
+fn a_model_scores_raw_rgb_frames_as_pytorch_does() {
+    let dir = Scratch::new("model");
+    let model = |name: &str| fixture(&format!("model/{name}"));
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(model("expected.json")).unwrap()).unwrap();
+    let frame = 96 * 64 * 3;
+    let data = std::fs::read(model("frames.rgb")).unwrap();
+    let (mut reference, mut distorted) = (Vec::new(), Vec::new());
+    for pair in data.chunks(2 * frame) {
+        reference.extend_from_slice(&pair[..frame]);
+        distorted.extend_from_slice(&pair[frame..]);
+    }
+    let (r, d) = (dir.path("ref.rgb"), dir.path("dist.rgb"));
+    std::fs::write(&r, reference).unwrap();
+    std::fs::write(&d, distorted).unwrap();
+    let (r, d) = (r.to_str().unwrap(), d.to_str().unwrap());
+    let args = [
+        r,
+        d,
+        "--size",
+        "96x64",
+        "--format",
+        "rgb",
+        "--metrics",
+        "psnr",
+        "--model",
+        &model("pair.pt"),
+    ];
+    let doc = json(&args);
+    let want: Vec<f64> = expected["pair"]["native"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let frames = doc["frames"].as_array().unwrap();
+    assert_eq!(frames.len(), want.len());
+    for (i, (f, want)) in frames.iter().zip(&want).enumerate() {
+        let got = number(&f["model"]);
+        assert!((got - want).abs() < 1e-4, "pair {i}: {got} vs {want}");
+        assert_eq!(f["model-tier"], "high");
+        assert_eq!(
+            (number(&f["model-width"]), number(&f["model-height"])),
+            (96.0, 64.0)
+        );
+        assert!(number(&f["psnr"]) > 0.0);
+    }
+    let summary = &doc["summary"];
+    assert_eq!(summary["model-name"], "pair");
+    let mean = want.iter().sum::<f64>() / want.len() as f64;
+    assert!((number(&summary["model-mean"]) - mean).abs() < 1e-4);
+    // The text report: the model's line, and its values in the pooled table and per pair.
+    let mut text_args = args.to_vec();
+    text_args.push("--frames");
+    let out = gpucompare(&text_args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("model pair saw 96x64 (tier high)"),
+        "{report}"
+    );
+    assert!(report.contains("  model    mean"), "{report}");
+    assert_eq!(report.matches("  model 0.").count(), 3, "{report}");
+}

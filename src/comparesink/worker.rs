@@ -464,11 +464,11 @@ fn score_model(
     pairs: &[(u64, Pair)],
     frame_tier: Option<&Tier>,
 ) -> Result<Vec<Option<(f64, ModelSeen)>>, String> {
-    use crate::scoring::learned::RgbFrame;
+    use crate::scoring::learned::{RgbFrame, Step};
     use gst_video::prelude::*;
-    let Some(model) = scorer.model.as_ref() else {
+    if scorer.model.is_none() {
         return Ok(pairs.iter().map(|_| None).collect());
-    };
+    }
     // Full resolution, then the tiers from the highest: where allocation failures step.
     let ladder: Vec<(String, Option<(u32, u32)>)> = std::iter::once(("full".to_string(), None))
         .chain(
@@ -517,18 +517,36 @@ fn score_model(
         .map(|(r, d)| Ok((frame(r)?, frame(d)?)))
         .collect::<Result<Vec<_>, String>>()?;
     let boxes: Vec<_> = ladder.iter().map(|(_, b)| *b).collect();
+    let budget = scorer.memory.budget(scorer.engine.device().is_cuda());
     let mut recoveries = 0;
+    let Some(model) = scorer.model.as_mut() else {
+        return Ok(pairs.iter().map(|_| None).collect());
+    };
     let scored = model
-        .score_within_memory(&frames, &boxes, start, scorer.batch_size, |r| {
-            recoveries += 1;
-            gst::warning!(
-                CAT,
-                obj = element,
-                "model: recovered from an allocation failure ({}): retrying with a batch of {} at tier {}",
-                r.error,
-                r.batch,
-                ladder[r.tier].0
-            );
+        .score_within_memory(&frames, &boxes, start, scorer.batch_size, budget, |step| {
+            match step {
+                Step::Recovered { error, batch, tier } => {
+                    recoveries += 1;
+                    gst::warning!(
+                        CAT,
+                        obj = element,
+                        "model: recovered from an allocation failure ({error}): retrying with a batch of {batch} at tier {}",
+                        ladder[*tier].0
+                    );
+                }
+                Step::Planned {
+                    from,
+                    tier,
+                    needed,
+                    budget,
+                } => gst::info!(
+                    CAT,
+                    obj = element,
+                    "model: one pair at tier {} would need about {needed} bytes, over the budget of {budget}: scoring at tier {}",
+                    ladder[*from].0,
+                    ladder[*tier].0
+                ),
+            }
         })
         .map_err(|e| format!("model {}: {e}", model.name()))?;
     scorer.model_recoveries += recoveries;

@@ -74,12 +74,16 @@ fn file_name(path: &Path) -> String {
     )
 }
 
-/// The enabled metrics, from the element's `metrics` property.
+/// The enabled metrics, from the element's `metrics` property, and the model's score when
+/// `--model` names one.
 fn enabled_metrics(compare: &gst::Element) -> Vec<Metric> {
     let text = args::value_text(&compare.property_value("metrics"));
+    let model = compare
+        .property::<Option<String>>("model")
+        .is_some_and(|m| !m.is_empty());
     Metric::ALL
         .into_iter()
-        .filter(|m| text.split('+').any(|n| n == m.name()))
+        .filter(|&m| text.split('+').any(|n| n == m.name()) || (m == Metric::Model && model))
         .collect()
 }
 

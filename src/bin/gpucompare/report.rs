@@ -83,6 +83,19 @@ pub fn text(outcome: &Outcome, metrics: &[Metric], frames: bool, checks: &[Check
             "compared {}x{} {} ({}) on {}\n",
             first.width, first.height, first.format, first.channels, first.device
         );
+        if let Some(seen) = &first.model_seen {
+            let name = outcome
+                .summary
+                .as_ref()
+                .and_then(|s| s.model_name.as_deref());
+            out += &format!(
+                "model {} saw {}x{} (tier {})\n",
+                name.unwrap_or("model"),
+                seen.width,
+                seen.height,
+                seen.tier
+            );
+        }
     }
     if let Some(s) = &outcome.summary {
         out += &format!(

@@ -11,14 +11,21 @@
 //!
 //! Frames are resized on the device to fit a box (aspect kept, never upscaled) with
 //! antialiased bilinear interpolation, PyTorch's `interpolate(..., antialias=True)`.
+//!
+//! The model's working memory is measured at load and on every batch ([`memory`]), and
+//! batches (and, when one pair does not fit, the tier) are planned against a budget.
+
+pub mod memory;
 
 use std::path::Path;
+use std::time::Duration;
 
 use tch::{Kind, Tensor};
 
 use super::torch::{check_device, tch_device};
 use super::{Device, Error, FaultInjection};
 use crate::memory::tiers::fit;
+use memory::{Gauge, SOURCE_BYTES_PER_PIXEL, WorkingMemory, measure_repeated};
 
 /// How a model compares two frames.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -56,23 +63,38 @@ pub struct ModelScore {
     pub height: u32,
 }
 
-/// A step taken after an allocation failure: the batch and the box tried next.
+/// A step down from the tier or batch asked for, while scoring within memory.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Recovery {
-    pub error: String,
-    pub batch: usize,
-    /// The index of the box (tier) tried next.
-    pub tier: usize,
+pub enum Step {
+    /// An allocation failure; the batch and the box (tier index) tried next.
+    Recovered {
+        error: String,
+        batch: usize,
+        tier: usize,
+    },
+    /// One pair at box `from` would need `needed` bytes, over the `budget`: box `tier` is
+    /// taken instead, before trying.
+    Planned {
+        from: usize,
+        tier: usize,
+        needed: u64,
+        budget: u64,
+    },
 }
 
-/// The side of the square frames the model is probed with at load.
+/// The side of the square frames the model is checked with at load.
 const PROBE_SIDE: i64 = 32;
+/// The side of the frames its working memory is measured with at load: two pairs of them
+/// are [`memory::MIN_PIXELS`] input pixels.
+const MEASURE_SIDE: i64 = 128;
 
 /// A loaded TorchScript model on one device.
 pub struct LearnedModel {
     module: tch::CModule,
     kind: ModelKind,
     device: tch::Device,
+    gauge: Gauge,
+    memory: WorkingMemory,
     name: String,
     faults: FaultInjection,
 }
@@ -97,22 +119,54 @@ impl LearnedModel {
         let name = path
             .file_stem()
             .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
-        let model = LearnedModel {
+        let mut model = LearnedModel {
             module,
             kind,
             device: tdev,
+            gauge: Gauge::for_device(device),
+            memory: WorkingMemory::default(),
             name,
             faults: FaultInjection::default(),
         };
-        let probe = Tensor::f_rand([2, 3, PROBE_SIDE, PROBE_SIDE], (Kind::Float, tdev))?;
-        tch::no_grad(|| model.forward(&probe, &probe)).map(drop).map_err(|e| {
+        // A small batch checks the model (and sets up the device's kernels, whose own
+        // memory is not the model's); a larger one, run a few times for the CPU gauge's
+        // samples, measures its working memory.
+        let fails = |side: i64, e: Error| {
             Error::Backend(format!(
-                "{shown} fails on a probe batch of two {PROBE_SIDE}x{PROBE_SIDE} RGB frames as a \
-                 {} model: {e}",
+                "{shown} fails on a probe batch of two {side}x{side} RGB frames as a {} \
+                 model: {e}",
                 kind.name()
             ))
-        })?;
+        };
+        let probe = |side: i64| -> Result<(), Error> {
+            let x = Tensor::f_rand([2, 3, side, side], (Kind::Float, tdev))?;
+            let y = Tensor::f_rand([2, 3, side, side], (Kind::Float, tdev))?;
+            tch::no_grad(|| model.forward(&x, &y)).map(drop)
+        };
+        probe(PROBE_SIDE).map_err(|e| fails(PROBE_SIDE, e))?;
+        let (runs, span) = match device {
+            Device::Cpu => (3, Duration::from_millis(20)),
+            Device::Cuda(_) => (1, Duration::ZERO),
+        };
+        let seen = measure_repeated(model.gauge, runs, span, || probe(MEASURE_SIDE))
+            .map_err(|e| fails(MEASURE_SIDE, e))?;
+        if let Some(bytes) = seen {
+            model
+                .memory
+                .observe(4 * (MEASURE_SIDE * MEASURE_SIDE) as u64, bytes);
+        }
         Ok(model)
+    }
+
+    /// What was learned of the model's working memory so far.
+    pub fn working_memory(&self) -> WorkingMemory {
+        self.memory
+    }
+
+    /// Plans with `memory` instead of what was learned (tests, and callers that know).
+    pub fn with_working_memory(mut self, memory: WorkingMemory) -> Self {
+        self.memory = memory;
+        self
     }
 
     /// Takes its injected allocation failures from `faults`.
@@ -149,10 +203,7 @@ impl LearnedModel {
                 "a model batch needs frames of one size".into(),
             ));
         }
-        let (ow, oh) = match fit_box {
-            Some((bw, bh)) => fit(w as u32, h as u32, (1, 1), bw, bh, (1, 1)),
-            None => (w as u32, h as u32),
-        };
+        let (ow, oh) = fitted(first, fit_box);
         if self.faults.take() {
             return Err(Error::Backend(
                 "injected allocation failure: out of memory".into(),
@@ -175,36 +226,73 @@ impl LearnedModel {
     }
 
     /// Scores `pairs` in order within device memory: in batches of at most `batch`, each
-    /// frame fitted into `boxes[start]` (none: as it is). On an allocation failure the
-    /// batch is halved, then at one pair a batch the next box in `boxes` (a lower tier) is
-    /// taken, and the same pairs are tried again; `on_recovery` hears of each step. Every
-    /// pair is scored once, with the index of the box it was scored in; an error comes
-    /// only when the last box fails at one pair a batch, or for anything but memory.
+    /// frame fitted into `boxes[start]` (none: as it is), planned against `budget` bytes
+    /// (0: unlimited) with the learned working memory. When not even one pair fits a box,
+    /// the next box in `boxes` (a lower tier) is taken before trying. On an allocation
+    /// failure the batch is halved, then at one pair a batch the next box is taken, and the
+    /// same pairs are tried again. `on_step` hears of each step down. Every pair is scored
+    /// once, with the index of the box it was scored in; an error comes only when the last
+    /// box fails at one pair a batch, or for anything but memory.
     pub fn score_within_memory(
-        &self,
+        &mut self,
         pairs: &[(RgbFrame<'_>, RgbFrame<'_>)],
         boxes: &[Option<(u32, u32)>],
         start: usize,
         batch: usize,
-        mut on_recovery: impl FnMut(&Recovery),
+        budget: u64,
+        mut on_step: impl FnMut(&Step),
     ) -> Result<Vec<(ModelScore, usize)>, Error> {
-        let (mut tier, mut batch) = (start.min(boxes.len().saturating_sub(1)), batch.max(1));
+        let last = boxes.len().saturating_sub(1);
+        let (mut tier, mut cap) = (start.min(last), batch.max(1));
         let mut out = Vec::with_capacity(pairs.len());
-        while out.len() < pairs.len() {
-            let chunk = &pairs[out.len()..pairs.len().min(out.len() + batch)];
-            match self.score(chunk, boxes.get(tier).copied().flatten()) {
-                Ok(scores) => out.extend(scores.into_iter().map(|s| (s, tier))),
+        while let Some((first, _)) = pairs.get(out.len()) {
+            let fit_box = boxes.get(tier).copied().flatten();
+            let (w, h) = fitted(first, fit_box);
+            let pair_pixels = 2 * w as u64 * h as u64;
+            // A frame fitted into a box is first uploaded whole.
+            let source = if (w as usize, h as usize) == (first.width, first.height) {
+                0
+            } else {
+                2 * (first.width * first.height) as u64 * SOURCE_BYTES_PER_PIXEL
+            };
+            let planned = match self.memory.batch(pair_pixels, source, cap, budget) {
+                Some(n) => n,
+                None if tier < last => {
+                    on_step(&Step::Planned {
+                        from: tier,
+                        tier: tier + 1,
+                        needed: self.memory.bytes(pair_pixels).unwrap_or(0) + source,
+                        budget,
+                    });
+                    tier += 1;
+                    continue;
+                }
+                // The lowest tier may still fit: the estimate is the largest ever seen.
+                None => 1,
+            };
+            let chunk = &pairs[out.len()..pairs.len().min(out.len() + planned)];
+            let pixels = pair_pixels * chunk.len() as u64;
+            let (scored, seen) = self.gauge.measure(|| self.score(chunk, fit_box));
+            match scored {
+                Ok(scores) => {
+                    if let Some(bytes) = seen {
+                        let sources = source * chunk.len() as u64;
+                        self.memory.observe(pixels, bytes.saturating_sub(sources));
+                    }
+                    out.extend(scores.into_iter().map(|s| (s, tier)));
+                }
                 Err(e) if e.is_out_of_memory() => {
-                    if batch > 1 {
-                        batch /= 2;
-                    } else if tier + 1 < boxes.len() {
+                    self.memory.failed(pixels, budget);
+                    if chunk.len() > 1 {
+                        cap = chunk.len() / 2;
+                    } else if tier < last {
                         tier += 1;
                     } else {
                         return Err(e);
                     }
-                    on_recovery(&Recovery {
+                    on_step(&Step::Recovered {
                         error: e.to_string(),
-                        batch,
+                        batch: cap.min(chunk.len()),
                         tier,
                     });
                 }
@@ -282,6 +370,15 @@ impl LearnedModel {
                 Ok(Tensor::f_cosine_similarity(&r, &d, 1, 1e-8)?)
             }
         }
+    }
+}
+
+/// The size `frame` is scored at in `fit_box` (none: its own).
+fn fitted(frame: &RgbFrame<'_>, fit_box: Option<(u32, u32)>) -> (u32, u32) {
+    let (w, h) = (frame.width as u32, frame.height as u32);
+    match fit_box {
+        Some((bw, bh)) => fit(w, h, (1, 1), bw, bh, (1, 1)),
+        None => (w, h),
     }
 }
 
@@ -375,22 +472,33 @@ mod tests {
         assert_eq!((s[0].width, s[0].height), (96, 64));
     }
 
+    fn pairs_of(frames: &[(Vec<u8>, Vec<u8>)]) -> Vec<(RgbFrame<'_>, RgbFrame<'_>)> {
+        frames.iter().map(|(r, d)| (frame(r), frame(d))).collect()
+    }
+
+    fn recovered(step: &Step) -> Option<(usize, usize)> {
+        match step {
+            Step::Recovered { batch, tier, .. } => Some((*batch, *tier)),
+            Step::Planned { .. } => None,
+        }
+    }
+
     #[test]
     fn allocation_failures_halve_the_batch_then_step_down_a_tier() {
         let faults = FaultInjection::default();
-        let model = LearnedModel::load(&fixture("pair.pt"), ModelKind::Pair, Device::Cpu)
+        let mut model = LearnedModel::load(&fixture("pair.pt"), ModelKind::Pair, Device::Cpu)
             .unwrap()
             .with_faults(faults.clone());
         let frames = frames();
-        let pairs: Vec<_> = frames.iter().map(|(r, d)| (frame(r), frame(d))).collect();
+        let pairs = pairs_of(&frames);
         let boxes = [None, Some((48, 48))];
         // Batch 3 fails, 1 fails (3 / 2 = 1), then the 48x48 tier scores every pair.
         faults.inject(2);
         let mut steps = Vec::new();
         let scored = model
-            .score_within_memory(&pairs, &boxes, 0, 3, |r| steps.push((r.batch, r.tier)))
+            .score_within_memory(&pairs, &boxes, 0, 3, 0, |s| steps.push(recovered(s)))
             .unwrap();
-        assert_eq!(steps, [(1, 0), (1, 1)]);
+        assert_eq!(steps, [Some((1, 0)), Some((1, 1))]);
         let want = &expected()["pair"]["box48"];
         assert_eq!(scored.len(), 3);
         for (i, (s, tier)) in scored.iter().enumerate() {
@@ -399,13 +507,13 @@ mod tests {
         }
         // A failure at the lowest tier and one pair a batch is an error.
         faults.inject(1);
-        let e = model.score_within_memory(&pairs[..1], &boxes, 1, 1, |_| {});
+        let e = model.score_within_memory(&pairs[..1], &boxes, 1, 1, 0, |_| {});
         assert!(e.is_err_and(|e| e.is_out_of_memory()));
         // One failure at batch 2: the first pair alone, then the rest one at a time,
         // each scored once, in order, at the first tier.
         faults.inject(1);
         let scored = model
-            .score_within_memory(&pairs, &boxes, 0, 2, |_| {})
+            .score_within_memory(&pairs, &boxes, 0, 2, 0, |_| {})
             .unwrap();
         let want = &expected()["pair"]["native"];
         assert_eq!(scored.len(), 3);
@@ -413,6 +521,79 @@ mod tests {
             assert_eq!(*tier, 0);
             assert!((s.value - want[i].as_f64().unwrap()).abs() < 1e-4);
         }
+    }
+
+    #[test]
+    fn batches_and_tiers_are_planned_within_the_budget() {
+        let per_pixel = 1000.0;
+        let mut model = LearnedModel::load(&fixture("pair.pt"), ModelKind::Pair, Device::Cpu)
+            .unwrap()
+            .with_working_memory(WorkingMemory::known(per_pixel));
+        let frames = frames();
+        let pairs = pairs_of(&frames);
+        let boxes = [None, Some((48, 48)), Some((24, 24))];
+        let native = 2 * 96 * 64 * per_pixel as u64;
+        // A fitted pair also holds its two native frames, uploaded and in float.
+        let box48 = 2 * 48 * 32 * per_pixel as u64 + 2 * 96 * 64 * SOURCE_BYTES_PER_PIXEL;
+        // Two native pairs fit: every pair at the first tier, no step.
+        let mut steps = Vec::new();
+        let scored = model
+            .score_within_memory(&pairs, &boxes, 0, 8, 2 * native, |s| steps.push(s.clone()))
+            .unwrap();
+        assert!(steps.is_empty(), "{steps:?}");
+        assert!(scored.iter().all(|(_, tier)| *tier == 0));
+        // Not one native pair fits, one 48x32 pair does: planned down to the 48 box before
+        // trying, with no allocation failure.
+        let scored = model
+            .score_within_memory(&pairs, &boxes, 0, 8, box48, |s| steps.push(s.clone()))
+            .unwrap();
+        assert_eq!(
+            steps,
+            [Step::Planned {
+                from: 0,
+                tier: 1,
+                needed: native,
+                budget: box48
+            }]
+        );
+        let want = &expected()["pair"]["box48"];
+        for (i, (s, tier)) in scored.iter().enumerate() {
+            assert_eq!((*tier, s.width, s.height), (1, 48, 32));
+            assert!((s.value - want[i].as_f64().unwrap()).abs() < 1e-4);
+        }
+        // Nothing fits: the lowest tier is tried all the same.
+        steps.clear();
+        let scored = model
+            .score_within_memory(&pairs, &boxes, 0, 8, 1, |s| steps.push(s.clone()))
+            .unwrap();
+        assert_eq!(steps.len(), 2);
+        assert!(scored.iter().all(|(_, tier)| *tier == 2));
+    }
+
+    #[test]
+    fn a_failure_teaches_the_plan() {
+        let faults = FaultInjection::default();
+        let mut model = LearnedModel::load(&fixture("pair.pt"), ModelKind::Pair, Device::Cpu)
+            .unwrap()
+            .with_working_memory(WorkingMemory::known(12.0))
+            .with_faults(faults.clone());
+        let frames = frames();
+        let pairs = pairs_of(&frames);
+        let boxes = [None];
+        let budget = 3 * 2 * 96 * 64 * 12;
+        // Three pairs fit by the estimate, but the batch fails: the estimate rises so that
+        // the next call plans fewer pairs from the start.
+        faults.inject(1);
+        let mut steps = 0;
+        model
+            .score_within_memory(&pairs, &boxes, 0, 3, budget, |_| steps += 1)
+            .unwrap();
+        assert_eq!(steps, 1);
+        let planned = model
+            .working_memory()
+            .batch(2 * 96 * 64, 0, 3, budget)
+            .unwrap();
+        assert!(planned < 3, "{planned}");
     }
 
     #[test]

@@ -1,0 +1,189 @@
+//! A learned model's peak working memory and pairs/s at the quality tiers' boxes (1024²,
+//! 800², 512²) and at native 4K, for 4K RGB frames, one pair a batch. Made for a model the
+//! size of LPIPS-VGG (`scripts/lpips_vgg_model.py`), to set beside the original system's
+//! figures (about 2 GB, 1 GB and 500 MB per image at the three tiers).
+//!
+//! Each configuration runs in its own process, so that its peak is its own:
+//! - CPU: the peak resident memory (VmHWM) above the process before the model was loaded;
+//! - CUDA: the device memory in use (cudaMemGetInfo) after the run above before the model
+//!   was loaded, which is what libtorch's caching allocator reserved at its peak.
+//!
+//! Both include the weights, and for a box the two 4K source frames as uploaded and in
+//! float (about 250 MB). Beside it: what the engine would plan one pair at that size with,
+//! from what it learned at load (the probe) and by the end of the run.
+//! Device: GPUCOMPARE_BENCH_DEVICE (default cpu).
+//!
+//! model_bench MODEL.pt [--pairs N] [--boxes 1024,800,512,native]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use gstgpucompare::memory::cuda::cuda_runtime;
+use gstgpucompare::memory::proc_kb_field;
+use gstgpucompare::scoring::learned::memory::SOURCE_BYTES_PER_PIXEL;
+use gstgpucompare::scoring::learned::{LearnedModel, ModelKind, RgbFrame};
+use gstgpucompare::scoring::{Device, parse_device};
+
+const WIDTH: usize = 3840;
+const HEIGHT: usize = 2160;
+
+/// Memory in use: the device's on CUDA, the process's resident memory (now, and its peak)
+/// on the CPU.
+fn in_use(device: Device) -> (u64, u64) {
+    match device {
+        Device::Cpu => {
+            let field = |k| proc_kb_field("/proc/self/status", k).unwrap_or(0);
+            (field("VmRSS"), field("VmHWM"))
+        }
+        Device::Cuda(n) => {
+            let used = cuda_runtime()
+                .ok()
+                .and_then(|rt| rt.mem_get_info(n))
+                .map_or(0, |(free, total)| total - free);
+            (used, used)
+        }
+    }
+}
+
+/// A 4K RGB frame: gradients and a ripple, and a copy with a small deterministic noise.
+fn frames() -> (Vec<u8>, Vec<u8>) {
+    let reference: Vec<u8> = (0..WIDTH * HEIGHT * 3)
+        .map(|i| {
+            let (p, c) = (i / 3, i % 3);
+            let (x, y) = (p % WIDTH, p / WIDTH);
+            ((x * (c + 1) / 16 + y / 8 + ((x ^ y) & 15)) % 256) as u8
+        })
+        .collect();
+    let distorted = reference
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| v.saturating_add(((i * 2_654_435_761) >> 28) as u8 % 9))
+        .collect();
+    (reference, distorted)
+}
+
+/// One configuration in this process; prints "pairs/s peak probe-estimate run-estimate
+/// width height".
+fn one(model: &Path, fit_box: Option<(u32, u32)>, pairs: usize) -> Result<(), String> {
+    let device = std::env::var("GPUCOMPARE_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let device = parse_device(&device).ok_or("bad device")?;
+    let (reference, distorted) = frames();
+    let frame = |data| RgbFrame {
+        data,
+        width: WIDTH,
+        height: HEIGHT,
+        stride: WIDTH * 3,
+    };
+    let pair = (frame(&reference), frame(&distorted));
+    let (before, _) = in_use(device);
+    let mut model =
+        LearnedModel::load(model, ModelKind::Pair, device).map_err(|e| e.to_string())?;
+    let probe = model.working_memory();
+    // A first pair sets up the kernels for this size; the rest are timed.
+    let mut size = (0, 0);
+    let mut run = |n: usize| -> Result<(), String> {
+        let batch = vec![pair; n];
+        let scored = model
+            .score_within_memory(&batch, &[fit_box], 0, 1, 0, |_| {})
+            .map_err(|e| e.to_string())?;
+        if let Some((s, _)) = scored.first() {
+            size = (s.width, s.height);
+        }
+        Ok(())
+    };
+    run(1)?;
+    let start = Instant::now();
+    run(pairs)?;
+    let rate = pairs as f64 / start.elapsed().as_secs_f64();
+    let (_, peak) = in_use(device);
+    let pixels = 2 * size.0 as u64 * size.1 as u64;
+    // What the engine plans one pair with: the model's learned working memory, and the
+    // source frames when they are fitted into a box.
+    let source = match fit_box {
+        Some(_) if size != (WIDTH as u32, HEIGHT as u32) => {
+            2 * (WIDTH * HEIGHT) as u64 * SOURCE_BYTES_PER_PIXEL
+        }
+        _ => 0,
+    };
+    let plan = |m: gstgpucompare::scoring::learned::memory::WorkingMemory| {
+        m.bytes(pixels).map_or(0, |b| b + source)
+    };
+    println!(
+        "{rate} {} {} {} {} {}",
+        peak.saturating_sub(before),
+        plan(probe),
+        plan(model.working_memory()),
+        size.0,
+        size.1
+    );
+    Ok(())
+}
+
+fn human(bytes: u64) -> String {
+    match bytes {
+        0 => "unknown".into(),
+        b if b >= 1 << 30 => format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
+        b => format!("{:.0} MiB", b as f64 / (1u64 << 20) as f64),
+    }
+}
+
+fn parse_box(name: &str) -> Option<Option<(u32, u32)>> {
+    match name {
+        "native" => Some(None),
+        side => side.parse().ok().map(|s| Some((s, s))),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let Some(model) = args.get(1).filter(|a| !a.starts_with("--")) else {
+        eprintln!("usage: model_bench MODEL.pt [--pairs N] [--boxes 1024,800,512,native]");
+        std::process::exit(2);
+    };
+    let pairs: usize = value("--pairs").and_then(|p| p.parse().ok()).unwrap_or(2);
+    if let Some(name) = value("--one") {
+        let fit_box = parse_box(&name).unwrap_or(None);
+        if let Err(e) = one(Path::new(model), fit_box, pairs) {
+            println!("error {e}");
+        }
+        return;
+    }
+    let boxes = value("--boxes").unwrap_or_else(|| "1024,800,512,native".into());
+    let me = std::env::current_exe().expect("own path");
+    println!("{WIDTH}x{HEIGHT} frames, one pair a batch, {pairs} timed pairs after one untimed");
+    println!(
+        "| box | model saw | pairs/s | peak memory (measured) | learned at load | learned by the end |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for name in boxes.split(',') {
+        if parse_box(name).is_none() {
+            eprintln!("unknown box {name}");
+            continue;
+        }
+        let out = Command::new(&me)
+            .args([model, "--one", name, "--pairs", &pairs.to_string()])
+            .output();
+        let line = out
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        let f: Vec<&str> = line.split(' ').collect();
+        let n = |s: &str| s.parse::<u64>().unwrap_or(0);
+        match f[..] {
+            [rate, peak, probe, learned, w, h] => println!(
+                "| {name} | {w}x{h} | {:.3} | {} | {} | {} |",
+                rate.parse::<f64>().unwrap_or(0.0),
+                human(n(peak)),
+                human(n(probe)),
+                human(n(learned))
+            ),
+            _ => println!("| {name} | failed: {line} | | | | |"),
+        }
+    }
+}
