@@ -1,16 +1,16 @@
 //! A learned model's peak working memory and pairs/s at the quality tiers' boxes (1024²,
-//! 800², 512²) and at native 4K, for 4K RGB frames, one pair a batch. Made for a model the
-//! size of LPIPS-VGG (`scripts/lpips_vgg_model.py`), to set beside the original system's
-//! figures (about 2 GB, 1 GB and 500 MB per image at the three tiers).
+//! 800², 512²: square frames that fill the box, as the original system's images did) and
+//! at native 4K (3840×2160), one pair a batch. Made for a model the size of LPIPS-VGG
+//! (`scripts/lpips_vgg_model.py`), to set beside the original system's figures (about
+//! 2 GB, 1 GB and 500 MB per image at the three tiers).
 //!
 //! Each configuration runs in its own process, so that its peak is its own:
 //! - CPU: the peak resident memory (VmHWM) above the process before the model was loaded;
 //! - CUDA: the device memory in use (cudaMemGetInfo) after the run above before the model
 //!   was loaded, which is what libtorch's caching allocator reserved at its peak.
 //!
-//! Both include the weights, and for a box the two 4K source frames as uploaded and in
-//! float (about 250 MB). Beside it: what the engine would plan one pair at that size with,
-//! from what it learned at load (the probe) and by the end of the run.
+//! Both include the weights. Beside it: what the engine would plan one pair at that size
+//! with, from what it learned at load (the probe) and by the end of the run.
 //! Device: GPUCOMPARE_BENCH_DEVICE (default cpu).
 //!
 //! model_bench MODEL.pt [--pairs N] [--boxes 1024,800,512,native]
@@ -21,12 +21,9 @@ use std::time::Instant;
 
 use gstgpucompare::memory::cuda::cuda_runtime;
 use gstgpucompare::memory::proc_kb_field;
-use gstgpucompare::scoring::learned::memory::SOURCE_BYTES_PER_PIXEL;
+use gstgpucompare::scoring::learned::memory::WorkingMemory;
 use gstgpucompare::scoring::learned::{LearnedModel, ModelKind, RgbFrame};
 use gstgpucompare::scoring::{Device, parse_device};
-
-const WIDTH: usize = 3840;
-const HEIGHT: usize = 2160;
 
 /// Memory in use: the device's on CUDA, the process's resident memory (now, and its peak)
 /// on the CPU.
@@ -46,12 +43,12 @@ fn in_use(device: Device) -> (u64, u64) {
     }
 }
 
-/// A 4K RGB frame: gradients and a ripple, and a copy with a small deterministic noise.
-fn frames() -> (Vec<u8>, Vec<u8>) {
-    let reference: Vec<u8> = (0..WIDTH * HEIGHT * 3)
+/// An RGB frame of gradients and a ripple, and a copy with a small deterministic noise.
+fn frames(width: usize, height: usize) -> (Vec<u8>, Vec<u8>) {
+    let reference: Vec<u8> = (0..width * height * 3)
         .map(|i| {
             let (p, c) = (i / 3, i % 3);
-            let (x, y) = (p % WIDTH, p / WIDTH);
+            let (x, y) = (p % width, p / width);
             ((x * (c + 1) / 16 + y / 8 + ((x ^ y) & 15)) % 256) as u8
         })
         .collect();
@@ -65,16 +62,18 @@ fn frames() -> (Vec<u8>, Vec<u8>) {
 
 /// One configuration in this process; prints "pairs/s peak probe-estimate run-estimate
 /// width height".
-fn one(model: &Path, fit_box: Option<(u32, u32)>, pairs: usize) -> Result<(), String> {
+fn one(model: &Path, (width, height): (usize, usize), pairs: usize) -> Result<(), String> {
     let device = std::env::var("GPUCOMPARE_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
     let device = parse_device(&device).ok_or("bad device")?;
-    let (reference, distorted) = frames();
+    let (reference, distorted) = frames(width, height);
     let frame = |data| RgbFrame {
         data,
-        width: WIDTH,
-        height: HEIGHT,
-        stride: WIDTH * 3,
+        width,
+        height,
+        stride: width * 3,
     };
+    // The tier's box, which these frames fill.
+    let fit_box = Some((width as u32, height as u32));
     let pair = (frame(&reference), frame(&distorted));
     let (before, _) = in_use(device);
     let mut model =
@@ -98,17 +97,7 @@ fn one(model: &Path, fit_box: Option<(u32, u32)>, pairs: usize) -> Result<(), St
     let rate = pairs as f64 / start.elapsed().as_secs_f64();
     let (_, peak) = in_use(device);
     let pixels = 2 * size.0 as u64 * size.1 as u64;
-    // What the engine plans one pair with: the model's learned working memory, and the
-    // source frames when they are fitted into a box.
-    let source = match fit_box {
-        Some(_) if size != (WIDTH as u32, HEIGHT as u32) => {
-            2 * (WIDTH * HEIGHT) as u64 * SOURCE_BYTES_PER_PIXEL
-        }
-        _ => 0,
-    };
-    let plan = |m: gstgpucompare::scoring::learned::memory::WorkingMemory| {
-        m.bytes(pixels).map_or(0, |b| b + source)
-    };
+    let plan = |m: WorkingMemory| m.bytes(pixels).unwrap_or(0);
     println!(
         "{rate} {} {} {} {} {}",
         peak.saturating_sub(before),
@@ -128,10 +117,11 @@ fn human(bytes: u64) -> String {
     }
 }
 
-fn parse_box(name: &str) -> Option<Option<(u32, u32)>> {
+/// The frame size of a row: a square that fills a tier's box, or native 4K.
+fn frame_size(name: &str) -> Option<(usize, usize)> {
     match name {
-        "native" => Some(None),
-        side => side.parse().ok().map(|s| Some((s, s))),
+        "native" => Some((3840, 2160)),
+        side => side.parse().ok().filter(|&s| s >= 64).map(|s| (s, s)),
     }
 }
 
@@ -149,21 +139,21 @@ fn main() {
     };
     let pairs: usize = value("--pairs").and_then(|p| p.parse().ok()).unwrap_or(2);
     if let Some(name) = value("--one") {
-        let fit_box = parse_box(&name).unwrap_or(None);
-        if let Err(e) = one(Path::new(model), fit_box, pairs) {
+        let size = frame_size(&name).unwrap_or((3840, 2160));
+        if let Err(e) = one(Path::new(model), size, pairs) {
             println!("error {e}");
         }
         return;
     }
     let boxes = value("--boxes").unwrap_or_else(|| "1024,800,512,native".into());
     let me = std::env::current_exe().expect("own path");
-    println!("{WIDTH}x{HEIGHT} frames, one pair a batch, {pairs} timed pairs after one untimed");
+    println!("one pair a batch, {pairs} timed pairs after one untimed");
     println!(
-        "| box | model saw | pairs/s | peak memory (measured) | learned at load | learned by the end |"
+        "| box | model saw | pairs/s | peak memory (measured) | planned from the probe | planned by the end |"
     );
     println!("|---|---|---|---|---|---|");
     for name in boxes.split(',') {
-        if parse_box(name).is_none() {
+        if frame_size(name).is_none() {
             eprintln!("unknown box {name}");
             continue;
         }

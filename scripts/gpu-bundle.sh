@@ -24,12 +24,13 @@ while read -r name exe; do
   case "$name" in examples|gpucompare_cli) ;; *) cp "$exe" "$out/bin/test-$name" ;; esac
 done <<<"$tests"
 cargo build -q --release --examples --lib
-cp target/release/examples/bench target/release/examples/demo target/release/examples/memory_bench "$out/bin/"
+cp target/release/examples/bench target/release/examples/demo target/release/examples/memory_bench \
+  target/release/examples/model_bench "$out/bin/"
 # The plugin for gst-launch-1.0 (GST_PLUGIN_PATH=gpucompare); the test and benchmark
 # binaries register it themselves, so it stays out of the plugin path they scan.
 cp target/release/libgstgpucompare.so "$out/gpucompare/"
 cp -r tests/fixtures "$out/fixtures"
-cp scripts/torchmetrics_bench.py "$out/"
+cp scripts/torchmetrics_bench.py scripts/lpips_vgg_model.py "$out/"
 # The VMAF clips the tests make with FFmpeg (which the GPU machine has not), made here.
 cargo test -q --test vmaf_fixtures motion2 >/dev/null
 vmaf_clips="${TMPDIR:-/tmp}/gpucompare-vmaf-fixtures"
@@ -112,6 +113,12 @@ for spec in "1080p 1920 1080 240" "4k 3840 2160 60"; do
 done
 echo "== memory" | tee -a "$out/bench.log"
 GPUCOMPARE_BENCH_DEVICE="$GPUCOMPARE_TEST_DEVICE" "$here/bin/memory_bench" 2>&1 | tee -a "$out/bench.log"
+# A model the size of LPIPS-VGG (random weights, made here with python3's PyTorch) at the
+# tiers' boxes and native 4K: the caching allocator's peak against the original figures.
+echo "== model memory" | tee -a "$out/bench.log"
+python3 "$here/lpips_vgg_model.py" "$media/lpips_vgg.pt" &&
+  GPUCOMPARE_BENCH_DEVICE="$GPUCOMPARE_TEST_DEVICE" "$here/bin/model_bench" "$media/lpips_vgg.pt" \
+    --pairs 8 2>&1 | tee -a "$out/bench.log"
 exit $status
 RUN
 chmod +x "$out/run.sh"

@@ -87,7 +87,7 @@ fn measure_resident<T>(f: impl FnOnce() -> T) -> (T, Option<u64>) {
             let mut high = before;
             while !done.load(Ordering::Relaxed) {
                 high = high.max(resident().unwrap_or(0));
-                std::thread::sleep(Duration::from_micros(200));
+                std::thread::sleep(Duration::from_millis(1));
             }
             high
         });
