@@ -530,7 +530,7 @@ fn score_model(
                     gst::warning!(
                         CAT,
                         obj = element,
-                        "model: recovered from an allocation failure ({error}): retrying with a batch of {batch} at tier {}",
+                        "model: recovered from an allocation failure ({error}): retrying with up to {batch} pairs a batch at tier {}",
                         ladder[*tier].0
                     );
                 }

@@ -32,7 +32,8 @@ pub enum Gauge {
     /// count too, which only makes the figure larger.
     Cpu,
     /// The memory in use on a CUDA device (`cudaMemGetInfo`). libtorch's caching allocator
-    /// keeps what a forward reserved, so the growth is its peak beyond what was cached.
+    /// keeps what a forward reserved, so the growth is its peak beyond what was cached
+    /// (other processes' allocations on the device count too).
     Cuda(usize),
 }
 

@@ -66,7 +66,7 @@ pub struct ModelScore {
 /// A step down from the tier or batch asked for, while scoring within memory.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
-    /// An allocation failure; the batch and the box (tier index) tried next.
+    /// An allocation failure; the largest batch and the box (tier index) tried next.
     Recovered {
         error: String,
         batch: usize,
@@ -292,7 +292,7 @@ impl LearnedModel {
                     }
                     on_step(&Step::Recovered {
                         error: e.to_string(),
-                        batch: cap.min(chunk.len()),
+                        batch: cap,
                         tier,
                     });
                 }
