@@ -470,7 +470,7 @@ impl ObjectImpl for CompareSink {
                     .build(),
                 glib::ParamSpecString::builder("model")
                     .nick("Model")
-                    .blurb("Optional TorchScript model file (torch.jit.save) scored as the 'model' metric on the engine's device, beside the metrics: it sees RGB float32 in [0, 1], NCHW, both frames fitted into the quality tier's box (quality=auto: the high tier's). Loaded and checked on a probe batch at start")
+                    .blurb("Optional TorchScript model file (torch.jit.save) scored as the 'model' metric on the engine's device, beside the metrics: it sees RGB float32 in [0, 1], NCHW, both frames fitted into the quality tier's box (quality=auto: the high tier's). Loaded at start and checked on probe batches, which measure its working memory per pixel; batches, and a lower tier when one pair does not fit, are planned against the memory budget with it")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("model-type", CompareModelType::default())
