@@ -466,9 +466,9 @@ fn score_model(
 ) -> Result<Vec<Option<(f64, ModelSeen)>>, String> {
     use crate::scoring::learned::{RgbFrame, Step};
     use gst_video::prelude::*;
-    if scorer.model.is_none() {
+    let Some(model) = scorer.model.as_mut() else {
         return Ok(pairs.iter().map(|_| None).collect());
-    }
+    };
     // Full resolution, then the tiers from the highest: where allocation failures step.
     let ladder: Vec<(String, Option<(u32, u32)>)> = std::iter::once(("full".to_string(), None))
         .chain(
@@ -519,9 +519,6 @@ fn score_model(
     let boxes: Vec<_> = ladder.iter().map(|(_, b)| *b).collect();
     let budget = scorer.memory.budget(scorer.engine.device().is_cuda());
     let mut recoveries = 0;
-    let Some(model) = scorer.model.as_mut() else {
-        return Ok(pairs.iter().map(|_| None).collect());
-    };
     let scored = model
         .score_within_memory(&frames, &boxes, start, scorer.batch_size, budget, |step| {
             match step {
