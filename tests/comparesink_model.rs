@@ -227,3 +227,31 @@ fn models_that_cannot_be_used_fail_at_start() {
         assert!(run.pairs.is_empty());
     }
 }
+
+/// hungry.pt needs about 3.6 KB per input pixel (measured at load): 44 MB for a native
+/// 96x64 pair, 11 MB fitted into 48x48. A 24 MB budget plans it down to the 48x48 tier
+/// before trying, with no allocation failure; a 1 GB one leaves it at full size.
+#[test]
+fn the_model_is_planned_down_a_tier_when_one_pair_does_not_fit_the_budget() {
+    let tiers = "tiers=\"high:48x48:95,medium:32x32:85,low:16x16:75\"";
+    for (budget, tier, size, width) in [
+        (24u64 << 20, "high", "box48", 48),
+        (1 << 30, "full", "native", 96),
+    ] {
+        let props = format!(
+            "model={} quality=full memory-budget={budget} batch-size=3 {tiers}",
+            fixture("hungry.pt")
+        );
+        let run = run_pairs(&props, 6, |_, _| {});
+        assert_eq!(run.error, None);
+        assert_eq!(run.pairs.len(), 6);
+        for (i, s) in run.pairs.iter().enumerate() {
+            assert_eq!(field::<String>(s, "model-tier"), tier, "pair {i}");
+            assert_eq!(field::<i32>(s, "model-width"), width, "pair {i}");
+            let got: f64 = field(s, "model");
+            assert!((got - want("hungry", size, i)).abs() < 1e-4, "{i}: {got}");
+        }
+        let summary = run.summary.as_ref().expect("a summary");
+        assert_eq!(field::<u64>(summary, "oom-recoveries"), 0, "{budget}");
+    }
+}

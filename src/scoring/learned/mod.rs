@@ -524,6 +524,17 @@ mod tests {
     }
 
     #[test]
+    fn load_measures_the_working_memory_on_a_probe() {
+        // hungry.pt holds 200 copies of each frame, its difference and its square: about
+        // 3.6 KB per input pixel (both frames of a pair count).
+        // Other tests' allocations at the same time can only add to what the gauge sees.
+        let model =
+            LearnedModel::load(&fixture("hungry.pt"), ModelKind::Pair, Device::Cpu).unwrap();
+        let p = model.working_memory().per_pixel().expect("measured");
+        assert!((3000.0..7200.0).contains(&p), "{p} bytes a pixel");
+    }
+
+    #[test]
     fn batches_and_tiers_are_planned_within_the_budget() {
         let per_pixel = 1000.0;
         let mut model = LearnedModel::load(&fixture("pair.pt"), ModelKind::Pair, Device::Cpu)
