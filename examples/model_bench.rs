@@ -37,7 +37,7 @@ fn in_use(device: Device) -> (u64, u64) {
             let used = cuda_runtime()
                 .ok()
                 .and_then(|rt| rt.mem_get_info(n))
-                .map_or(0, |(free, total)| total - free);
+                .map_or(0, |(free, total)| total.saturating_sub(free));
             (used, used)
         }
     }

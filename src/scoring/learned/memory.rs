@@ -55,7 +55,7 @@ impl Gauge {
                     cuda_runtime()
                         .ok()?
                         .mem_get_info(ordinal)
-                        .map(|(free, total)| total - free)
+                        .map(|(free, total)| total.saturating_sub(free))
                 };
                 let before = used();
                 let out = f();
