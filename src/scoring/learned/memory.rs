@@ -21,7 +21,8 @@ pub const MIN_PIXELS: u64 = 1 << 16;
 const INPUT_BYTES_PER_PIXEL: f64 = 12.0;
 
 /// Bytes per source pixel of a frame fitted into a smaller box on the device: the 8-bit
-/// RGB upload and its float copy, alive while the fitted frame is made.
+/// RGB upload and its float copy, alive while the fitted frame is made (one frame at a
+/// time).
 pub const SOURCE_BYTES_PER_PIXEL: u64 = 3 + 12;
 
 /// What the device has in use, read around a forward to measure its working memory.
@@ -166,15 +167,14 @@ impl WorkingMemory {
     }
 
     /// How many pairs of `pair_pixels` input pixels each (both frames) to score together,
-    /// up to `wanted`, within `budget` bytes (0: unlimited), each pair also taking `extra`
-    /// bytes beyond the model (its source frames, when they are fitted into a box). `None`
-    /// when not even one pair fits; `wanted` while nothing is known.
+    /// up to `wanted`, within `budget` bytes (0: unlimited), the batch also taking `extra`
+    /// bytes beyond the model (a source frame being fitted into a box). `None` when not
+    /// even one pair fits; `wanted` while nothing is known.
     pub fn batch(&self, pair_pixels: u64, extra: u64, wanted: usize, budget: u64) -> Option<usize> {
         let wanted = wanted.max(1);
         match self.bytes(pair_pixels) {
-            Some(model) if budget > 0 => {
-                let one = model + extra;
-                let fits = (budget / one.max(1)) as usize;
+            Some(one) if budget > 0 => {
+                let fits = (budget.saturating_sub(extra) / one.max(1)) as usize;
                 (fits >= 1).then(|| fits.min(wanted))
             }
             _ => Some(wanted),
@@ -203,8 +203,9 @@ mod tests {
         assert_eq!(m.batch(pair, 0, 2, 10 * one), Some(2));
         assert_eq!(m.batch(pair, 0, 8, one), Some(1));
         assert_eq!(m.batch(pair, 0, 8, one - 1), None);
-        // What each pair takes beyond the model counts too.
-        assert_eq!(m.batch(pair, one, 8, 4 * one), Some(2));
+        // What the batch takes beyond the model counts too.
+        assert_eq!(m.batch(pair, one, 8, 4 * one), Some(3));
+        assert_eq!(m.batch(pair, one, 8, 2 * one - 1), None);
     }
 
     #[test]

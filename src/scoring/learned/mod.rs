@@ -249,11 +249,11 @@ impl LearnedModel {
             let fit_box = boxes.get(tier).copied().flatten();
             let (w, h) = fitted(first, fit_box);
             let pair_pixels = 2 * w as u64 * h as u64;
-            // A frame fitted into a box is first uploaded whole.
+            // Frames fitted into a box are uploaded whole, one at a time.
             let source = if (w as usize, h as usize) == (first.width, first.height) {
                 0
             } else {
-                2 * (first.width * first.height) as u64 * SOURCE_BYTES_PER_PIXEL
+                (first.width * first.height) as u64 * SOURCE_BYTES_PER_PIXEL
             };
             let planned = match self.memory.batch(pair_pixels, source, cap, budget) {
                 Some(n) => n,
@@ -276,8 +276,7 @@ impl LearnedModel {
             match scored {
                 Ok(scores) => {
                     if let Some(bytes) = seen {
-                        let sources = source * chunk.len() as u64;
-                        self.memory.observe(pixels, bytes.saturating_sub(sources));
+                        self.memory.observe(pixels, bytes.saturating_sub(source));
                     }
                     out.extend(scores.into_iter().map(|s| (s, tier)));
                 }
@@ -302,13 +301,14 @@ impl LearnedModel {
         Ok(out)
     }
 
-    /// Frames as one NCHW float batch on the device, resized to `size`.
+    /// Frames as one NCHW float batch on the device, resized to `size`. Each is uploaded,
+    /// made float and fitted on its own, so that only one full-size frame is alive at once.
     fn batch<'a>(
         &self,
         frames: impl Iterator<Item = &'a RgbFrame<'a>>,
         (ow, oh): (u32, u32),
     ) -> Result<Tensor, Error> {
-        let mut tensors = Vec::new();
+        let mut fitted = Vec::new();
         for f in frames {
             let row = f.width * 3;
             // Rows padded to a stride are packed first; packed frames are copied once.
@@ -320,20 +320,20 @@ impl LearnedModel {
                     .copied()
                     .collect()
             };
-            let t = Tensor::f_from_slice(&packed)?
+            let x = Tensor::f_from_slice(&packed)?
                 .f_view([f.height as i64, f.width as i64, 3])?
-                .f_to_device(self.device)?;
-            tensors.push(t);
+                .f_to_device(self.device)?
+                .f_permute([2, 0, 1])?
+                .f_unsqueeze(0)?
+                .f_to_kind(Kind::Float)?
+                .f_div_scalar(255.0)?;
+            fitted.push(if (ow as usize, oh as usize) == (f.width, f.height) {
+                x
+            } else {
+                x.f_internal_upsample_bilinear2d_aa([oh as i64, ow as i64], false, None, None)?
+            });
         }
-        let x = Tensor::f_stack(&tensors, 0)?
-            .f_permute([0, 3, 1, 2])?
-            .f_to_kind(Kind::Float)?
-            .f_div_scalar(255.0)?;
-        let (h, w) = (x.size()[2], x.size()[3]);
-        if (ow as i64, oh as i64) == (w, h) {
-            return Ok(x);
-        }
-        Ok(x.f_internal_upsample_bilinear2d_aa([oh as i64, ow as i64], false, None, None)?)
+        Ok(Tensor::f_cat(&fitted, 0)?)
     }
 
     /// One score per pair of the batch, as a 1-D tensor.
@@ -544,8 +544,8 @@ mod tests {
         let pairs = pairs_of(&frames);
         let boxes = [None, Some((48, 48)), Some((24, 24))];
         let native = 2 * 96 * 64 * per_pixel as u64;
-        // A fitted pair also holds its two native frames, uploaded and in float.
-        let box48 = 2 * 48 * 32 * per_pixel as u64 + 2 * 96 * 64 * SOURCE_BYTES_PER_PIXEL;
+        // A fitted batch also holds one native frame, uploaded and in float.
+        let box48 = 2 * 48 * 32 * per_pixel as u64 + 96 * 64 * SOURCE_BYTES_PER_PIXEL;
         // Two native pairs fit: every pair at the first tier, no step.
         let mut steps = Vec::new();
         let scored = model
